@@ -48,3 +48,5 @@ TASK_LOG_LINE_CHARS = 2000
 """A longer log line is truncated."""
 WORKER_STALE_SECONDS = 3 * DEFAULT_LEASE_SECONDS
 """A worker whose last heartbeat is older is not shown as live."""
+PROGRESS_FLUSH_SECONDS = 0.5
+"""A running task's changed context/logs are stored at most this often."""
