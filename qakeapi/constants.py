@@ -7,7 +7,7 @@ BACKGROUND_MAX_CONCURRENCY = 256
 """Tasks the manager runs at once; more wait in its pending queue."""
 BACKGROUND_MAX_PENDING = 10_000
 """Pending tasks the manager holds before ``add_task`` waits (backpressure)."""
-BACKGROUND_THREAD_LIMIT = 16
+BACKGROUND_THREAD_LIMIT = 40
 """Threads for plain-function tasks (separate from the threads serving sync handlers)."""
 BACKGROUND_RETAIN_FINISHED = 10_000
 """Finished records kept for ``manager.tasks[id]`` (oldest evicted first)."""

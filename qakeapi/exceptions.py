@@ -131,7 +131,7 @@ class CorruptTaskError(QueueError):
     """A stored task that can't be decoded."""
 
 
-class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Retry(Exception):
     """Raise inside a queued task to ask for another attempt after ``delay`` seconds.
 
     Counts as an attempt; when no retries are left the task fails.
@@ -142,5 +142,5 @@ class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
         self.delay = delay
 
 
-class NoRetry(Exception):  # noqa: N818 - a control-flow signal, not an error
+class NoRetry(Exception):
     """Raise (or raise ``from`` the cause) to fail the task now without retrying."""

@@ -57,6 +57,10 @@ class RequestTasks:
         return self._state == 2
 
     @property
+    def has_participants(self) -> bool:
+        return bool(self._participants)
+
+    @property
     def open(self) -> bool:
         return self._state == 0
 

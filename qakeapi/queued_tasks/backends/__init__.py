@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from ...exceptions import ConfigurationError
 from .base import QueueStorage, RenewResult
 
-__all__ = ["QueueStorage", "RenewResult", "SCHEMES", "open_storage"]
+__all__ = ["SCHEMES", "QueueStorage", "RenewResult", "open_storage"]
 
 SCHEMES = ("memory", "sqlite", "redis", "rediss")
 

@@ -22,6 +22,7 @@ suite can move the clock.
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -194,5 +195,5 @@ class QueueStorage(abc.ABC):
         """Remove a worker's row."""
 
     @abc.abstractmethod
-    async def list_workers(self) -> list[WorkerInfo]:
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
         """Every registered worker (callers filter stale ones by ``last_heartbeat``)."""

@@ -1,0 +1,3 @@
+from qakeapi.cli import main
+
+main()

@@ -1,0 +1,216 @@
+"""The application: ``app = QakeAPI()``, an ASGI app on Starlette.
+
+Per HTTP request the app holds the tasks a handler adds (see
+:mod:`qakeapi.core.request_tasks`): queued tasks are stored before the response starts,
+background tasks start once the response has been sent, and both are dropped when the
+handler raises. This happens outside every middleware, so no middleware can delay the
+response for a task or cancel a task by cancelling the request.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+import traceback
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+
+from .core.background import BackgroundTaskManager
+from .core.request_tasks import RequestTasks, current_request_tasks
+from .dependencies import Container
+from .events import EventBus
+from .queued_tasks import QueuedTasks
+from .routing import Router, _RouteSpec, build_route
+
+__all__ = ["QakeAPI"]
+
+logger = logging.getLogger("qakeapi.app")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+async def _call_hook(hook: Callable[[], Any]) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
+
+
+class QakeAPI(Router):
+    """An ASGI application with routes, events, dependency injection and task systems."""
+
+    def __init__(
+        self,
+        *,
+        debug: bool = False,
+        middleware: Sequence[Middleware] | None = None,
+        queue_url: str | None = None,
+        import_name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.debug = debug
+        self.events = EventBus()
+        self.container = Container()
+        self.import_name = import_name or sys._getframe(1).f_globals.get("__name__", "")
+        """The module that created the app: queued-task workers may run its functions."""
+        self.queued_tasks = QueuedTasks(queue_url)
+        self.container.register(QueuedTasks, self.queued_tasks)
+        self.container.register_factory(BackgroundTaskManager, BackgroundTaskManager)
+        self._startup: list[Callable[[], Any]] = []
+        self._shutdown: list[Callable[[], Any]] = []
+        self._starlette = Starlette(
+            debug=False,
+            middleware=list(middleware or []),
+            exception_handlers={
+                StarletteHTTPException: self._http_exception,
+                Exception: self._server_error,
+            },
+            lifespan=self._lifespan,
+        )
+        self._starlette.state.qakeapi = self
+
+    # -- routes, middleware, hooks ---------------------------------------------------
+    def _on_added(self, spec: _RouteSpec) -> None:
+        route = build_route(spec.path, spec.handler, spec.methods, spec.name)
+        route.endpoint.container = self.container  # type: ignore[attr-defined]
+        self._starlette.router.routes.append(route)
+
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        self._starlette.add_middleware(middleware_class, *args, **kwargs)
+
+    def mount(self, path: str, app: Any, name: str | None = None) -> None:
+        self._starlette.mount(path, app, name=name)
+
+    @property
+    def routes(self) -> list[Any]:
+        return self._starlette.routes
+
+    @property
+    def state(self) -> Any:
+        return self._starlette.state
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> str:
+        return str(self._starlette.url_path_for(name, **path_params))
+
+    def on_startup(self, hook: F) -> F:
+        """Run ``hook`` (sync or async) when the app starts."""
+        self._startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: F) -> F:
+        """Run ``hook`` (sync or async) when the app stops."""
+        self._shutdown.append(hook)
+        return hook
+
+    # -- events ----------------------------------------------------------------------
+    def on(self, pattern: str) -> Callable[[F], F]:
+        """``@app.on("task:failed")``: listen to an event (``task:*`` and ``*`` match too)."""
+        return self.events.on(pattern)
+
+    async def emit(self, name: str, data: Any = None) -> None:
+        await self.events.emit(name, data)
+
+    # -- lifespan --------------------------------------------------------------------
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Startup and shutdown, in order: background manager, startup hooks, queue."""
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(
+                BackgroundTaskManager().lifespan(events=self.events)
+            )
+            for hook in self._startup:
+                try:
+                    await _call_hook(hook)
+                except Exception:
+                    logger.exception("startup hook %r failed; the app does not start", hook)
+                    raise
+            stack.push_async_callback(self._run_shutdown_hooks)
+            await stack.enter_async_context(self.queued_tasks.lifespan(app=self))
+            yield
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: Any) -> AsyncIterator[None]:
+        async with self.lifespan():
+            yield
+
+    async def _run_shutdown_hooks(self) -> None:
+        for hook in self._shutdown:
+            try:
+                await _call_hook(hook)
+            except Exception:
+                logger.exception("shutdown hook %r failed", hook)
+
+    # -- errors ----------------------------------------------------------------------
+    async def _http_exception(self, request: StarletteRequest, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    async def _server_error(self, request: StarletteRequest, exc: Exception) -> Response:
+        logger.error(
+            "%s %s failed", request.method, request.url.path, exc_info=(type(exc), exc,
+                                                                         exc.__traceback__)
+        )
+        body: dict[str, Any] = {"detail": "Internal Server Error"}
+        if self.debug:
+            body["error"] = {
+                "type": type(exc).__qualname__,
+                "message": str(exc),
+                "traceback": "".join(traceback.format_exception(exc)),
+            }
+        return JSONResponse(body, status_code=500)
+
+    # -- ASGI ------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._starlette(scope, receive, send)
+            return
+        holder = RequestTasks()
+        token = current_request_tasks.set(holder)
+        started = False
+        replaced = False
+
+        async def send_with_tasks(message: Message) -> None:
+            nonlocal started, replaced
+            if replaced:
+                return
+            kind = message["type"]
+            if kind == "http.response.start":
+                if holder.has_participants:
+                    try:
+                        await holder.flush()
+                    except Exception as exc:
+                        logger.exception("could not store the tasks queued by %s", scope["path"])
+                        holder.drop(f"storing queued tasks failed: {exc}")
+                        replaced = True
+                        await JSONResponse(
+                            {"detail": f"could not queue tasks: {exc}"}, status_code=503
+                        )(scope, receive, send)
+                        return
+                started = True
+                await send(message)
+            elif kind == "http.response.body" and not message.get("more_body", False):
+                await send(message)
+                holder.release()
+            else:
+                await send(message)
+
+        try:
+            await self._starlette(scope, receive, send_with_tasks)
+        except Exception:
+            holder.drop("the request failed")
+            if not (started or replaced):
+                raise
+            # The error response was sent and the traceback logged by _server_error.
+        finally:
+            holder.release()
+            current_request_tasks.reset(token)

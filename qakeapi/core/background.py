@@ -1,0 +1,538 @@
+"""In-process background tasks: ``await add_background_task(fn, *args, **kwargs)``.
+
+One :class:`BackgroundTaskManager` per process runs tasks on its own anyio task group: a
+fixed pool of runner coroutines takes jobs from a bounded pending queue (``add_task`` waits
+for room: backpressure), coroutines run on the event loop, plain functions on the manager's
+own thread limiter. Records of finished tasks are kept up to a count and an age.
+
+Inside a request, ``add_background_task`` holds the task until the response has been sent
+(and drops it if the handler raises); outside a request the task starts at once. Tasks live
+in this process only: use queued tasks for work that must survive a restart.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from ..exceptions import ManagerNotRunning, TaskNotFound, TaskWaitTimeout
+from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskRecord, TaskStatus
+from .background_settings import BackgroundSettings
+from .request_tasks import current_request_tasks
+
+if TYPE_CHECKING:
+    from ..events import EventBus
+
+__all__ = [
+    "RESERVED_OPTIONS",
+    "BackgroundSettings",
+    "BackgroundTaskManager",
+    "TaskTable",
+    "add_background_task",
+]
+
+logger = logging.getLogger("qakeapi.tasks")
+
+RESERVED_OPTIONS = frozenset({"wait", "timeout", "retries", "task_kwargs"})
+"""Keyword names ``add_task`` keeps for itself; pass a task's own through ``task_kwargs``."""
+
+
+class TaskTable(dict[str, TaskRecord]):
+    """``manager.tasks``: records by id; a missing id raises :class:`TaskNotFound`."""
+
+    def __missing__(self, task_id: str) -> TaskRecord:
+        raise TaskNotFound(task_id)
+
+
+class _Job:
+    __slots__ = ("args", "done", "fn", "is_async", "kwargs", "record", "runner")
+
+    def __init__(self, record: TaskRecord, fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any], is_async: bool) -> None:
+        self.record = record
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.is_async = is_async
+        self.done: anyio.Event | None = None
+        self.runner: _Runner | None = None
+
+
+class _Runner:
+    """One runner coroutine's cancel scope, shared by the jobs it runs one after another."""
+
+    __slots__ = ("job", "scope")
+
+    def __init__(self) -> None:
+        self.scope: anyio.CancelScope | None = None
+        self.job: _Job | None = None
+
+
+def _task_name(fn: Callable[..., Any]) -> str:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    module = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}:{name}" if module else name
+
+
+def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        getattr(target, "__call__", None)  # noqa: B004 - async callable objects
+    )
+
+
+class _HeldTasks:
+    """The tasks one request added; started once its response has been sent."""
+
+    __slots__ = ("jobs", "manager")
+
+    def __init__(self, manager: BackgroundTaskManager) -> None:
+        self.manager = manager
+        self.jobs: list[_Job] = []
+
+    async def flush(self) -> None:
+        return None
+
+    def release(self) -> None:
+        for job in self.jobs:
+            self.manager._submit_held(job)
+        self.jobs.clear()
+
+    def drop(self, reason: str) -> None:
+        for job in self.jobs:
+            logger.warning("background task %s (%s) dropped: %s", job.record.id,
+                           job.record.name, reason)
+            self.manager._finish_cancelled(job, reason)
+        self.jobs.clear()
+
+
+class BackgroundTaskManager:
+    """The process's one manager: ``BackgroundTaskManager()`` always returns it."""
+
+    _instance: BackgroundTaskManager | None = None
+
+    def __new__(cls) -> BackgroundTaskManager:
+        instance = cls._instance
+        if instance is None:
+            instance = super().__new__(cls)
+            instance._setup(BackgroundSettings())
+            cls._instance = instance
+        return instance
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget the process's manager (tests); it must not be running."""
+        if cls._instance is not None and cls._instance._users:
+            raise RuntimeError("the background task manager is running; stop it first")
+        cls._instance = None
+
+    def _setup(self, settings: BackgroundSettings) -> None:
+        self.settings = settings
+        self.tasks: TaskTable = TaskTable()
+        self._jobs: dict[str, _Job] = {}
+        self._pending: deque[_Job] = deque()
+        self._finished: deque[tuple[float, str]] = deque()
+        self._idle: list[anyio.Event] = []
+        self._room_waiters: list[anyio.Event] = []
+        self._all_done: anyio.Event | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._events: EventBus | None = None
+        self._users = 0
+        self._accepting = False
+        self._stopping = False
+        self._ids = itertools.count(1)
+        self._id_prefix = f"bg-{os.getpid():x}-{os.urandom(3).hex()}-"
+
+    def configure(self, settings: BackgroundSettings | None = None, **changes: Any) -> None:
+        """Change limits (only while stopped): ``manager.configure(retain_finished=100)``."""
+        if self._users:
+            raise RuntimeError("configure the background task manager before it starts")
+        base = settings or self.settings
+        fields = {name: getattr(base, name) for name in BackgroundSettings.__slots__}
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"unknown background setting(s): {', '.join(sorted(unknown))}")
+        fields.update(changes)
+        self.settings = BackgroundSettings(**fields)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._accepting
+
+    @asynccontextmanager
+    async def lifespan(
+        self, events: EventBus | None = None, grace: float | None = None
+    ) -> AsyncIterator[BackgroundTaskManager]:
+        """Run the manager; on exit drain for ``grace`` seconds, then cancel what is left.
+
+        Nested use (several apps in one process) shares the running manager."""
+        previous_events = self._events
+        if events is not None:
+            self._events = events
+        if self._users:
+            self._users += 1
+            try:
+                yield self
+            finally:
+                self._users -= 1
+                self._events = previous_events
+            return
+        self._users = 1
+        self._stopping = False
+        self._limiter = anyio.CapacityLimiter(self.settings.thread_limit)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                for _ in range(self.settings.max_concurrency):
+                    tg.start_soon(self._run_forever)
+                self._accepting = True
+                try:
+                    yield self
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._shutdown(
+                            self.settings.shutdown_grace if grace is None else grace
+                        )
+        finally:
+            self._task_group = None
+            self._accepting = False
+            self._users = 0
+            self._events = previous_events
+
+    async def __aenter__(self) -> BackgroundTaskManager:
+        self._cm = self.lifespan()
+        return await self._cm.__aenter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._cm.__aexit__(exc_type, exc, tb)
+
+    async def _shutdown(self, grace: float) -> None:
+        self._accepting = False
+        if self._jobs:
+            self._all_done = anyio.Event()
+            with anyio.move_on_after(grace):
+                await self._all_done.wait()
+        for job in list(self._pending):
+            self._finish_cancelled(job, "shutdown: not started within the grace period")
+        self._pending.clear()
+        for job in list(self._jobs.values()):
+            if job.runner is not None and job.runner.scope is not None:
+                job.record.cancel_reason = "shutdown: still running after the grace period"
+                job.runner.scope.cancel()
+            elif job.record.status is TaskStatus.PENDING:
+                self._finish_cancelled(job, "shutdown: the manager stopped")
+        self._stopping = True
+        for waiter in self._idle + self._room_waiters:
+            waiter.set()
+        self._idle.clear()
+        self._room_waiters.clear()
+
+    # -- adding ------------------------------------------------------------------------
+    async def add_task(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        wait: bool = False,
+        timeout: float | None = None,
+        retries: int = 0,
+        task_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Start ``fn(*args, **kwargs)`` now; returns its id (after it finished if ``wait``).
+
+        ``wait``, ``timeout``, ``retries`` and ``task_kwargs`` are options; a task's own
+        keyword argument with one of those names goes in ``task_kwargs``."""
+        job = self._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
+        if wait:
+            job.done = anyio.Event()
+        await self._submit(job)
+        if wait:
+            assert job.done is not None
+            await job.done.wait()
+        return job.record.id
+
+    def _new_job(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 timeout: float | None, retries: int,
+                 task_kwargs: Mapping[str, Any] | None) -> _Job:
+        if not self._accepting:
+            raise ManagerNotRunning(
+                "the background task manager is not running: add tasks while the app runs, "
+                "or inside `async with BackgroundTaskManager():`"
+            )
+        if not callable(fn):
+            raise TypeError(f"a background task must be callable, got {fn!r}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if retries < 0:
+            raise ValueError(f"retries must not be negative, got {retries!r}")
+        if task_kwargs:
+            kwargs = {**kwargs, **task_kwargs}
+        record = TaskRecord(
+            id=self._id_prefix + str(next(self._ids)),
+            name=_task_name(fn),
+            args=args,
+            kwargs=kwargs,
+            max_retries=retries,
+            timeout=timeout,
+            created_at=time.time(),
+        )
+        job = _Job(record, fn, args, kwargs, _is_coroutine_function(fn))
+        self.tasks[record.id] = record
+        self._jobs[record.id] = job
+        return job
+
+    async def _submit(self, job: _Job) -> None:
+        if len(self._pending) >= self.settings.max_pending:
+            while len(self._pending) >= self.settings.max_pending // 2 + 1:
+                if self._stopping:
+                    self._finish_cancelled(job, "shutdown")
+                    return
+                room = anyio.Event()
+                self._room_waiters.append(room)
+                await room.wait()
+        self._pending.append(job)
+        if self._idle:
+            self._idle.pop().set()
+        if self._events is not None and self._events.has_listeners("task:created"):
+            await self._events.emit("task:created", job.record)
+
+    def _submit_held(self, job: _Job) -> None:
+        if self._stopping or self._task_group is None:
+            self._finish_cancelled(job, "the manager stopped before the response was sent")
+            return
+        self._pending.append(job)
+        if self._idle:
+            self._idle.pop().set()
+
+    async def hold(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                   timeout: float | None = None, retries: int = 0,
+                   task_kwargs: Mapping[str, Any] | None = None) -> str:
+        """Add a task that waits for the current request's response (see module doc)."""
+        holder = current_request_tasks.get()
+        job = self._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
+        if holder is None or not holder.open:
+            await self._submit(job)
+        else:
+            holder.participant(self, lambda: _HeldTasks(self)).jobs.append(job)
+        return job.record.id
+
+    # -- running -----------------------------------------------------------------------
+    def _take(self) -> _Job | None:
+        pending = self._pending
+        if not pending:
+            return None
+        job = pending.popleft()
+        if self._room_waiters and len(pending) <= self.settings.max_pending // 2:
+            for waiter in self._room_waiters:
+                waiter.set()
+            self._room_waiters.clear()
+        return job
+
+    async def _run_forever(self) -> None:
+        runner = _Runner()
+        while not self._stopping:
+            with anyio.CancelScope() as scope:
+                runner.scope = scope
+                while not scope.cancel_called:
+                    job = self._take()
+                    if job is None:
+                        if self._stopping:
+                            return
+                        idle = anyio.Event()
+                        self._idle.append(idle)
+                        await idle.wait()
+                        continue
+                    runner.job = job
+                    job.runner = runner
+                    await self._run_job(job, scope)
+                    runner.job = None
+            job = runner.job
+            runner.job = None
+            runner.scope = None
+            if job is not None and job.record.status is TaskStatus.RUNNING:
+                self._after_cancel(job)
+                await self._emit_end(job)
+
+    async def _run_job(self, job: _Job, scope: anyio.CancelScope) -> None:
+        record = job.record
+        events = self._events
+        while True:
+            record.status = TaskStatus.RUNNING
+            record.attempts += 1
+            record.started_at = time.time()
+            if events is not None and events.has_listeners("task:started"):
+                await events.emit("task:started", record)
+            if record.timeout is not None:
+                scope.deadline = anyio.current_time() + record.timeout
+            try:
+                if job.is_async:
+                    result = await job.fn(*job.args, **job.kwargs)
+                else:
+                    result = await anyio.to_thread.run_sync(
+                        functools.partial(job.fn, *job.args, **job.kwargs),
+                        limiter=self._limiter,
+                        abandon_on_cancel=True,
+                    )
+            except Exception as exc:
+                if record.timeout is not None:
+                    scope.deadline = float("inf")
+                if record.attempts <= record.max_retries and not scope.cancel_called:
+                    record.error = TaskErrorInfo.from_exception(exc)
+                    record.status = TaskStatus.PENDING
+                    logger.warning("background task %s (%s) attempt %d failed, retrying: %r",
+                                   record.id, record.name, record.attempts, exc)
+                    if events is not None and events.has_listeners("task:retrying"):
+                        await events.emit("task:retrying", record)
+                    continue
+                self._finish(job, TaskStatus.FAILED, None, TaskErrorInfo.from_exception(exc))
+                logger.error("background task %s (%s) failed", record.id, record.name,
+                             exc_info=(type(exc), exc, exc.__traceback__))
+            else:
+                if record.timeout is not None:
+                    scope.deadline = float("inf")
+                self._finish(job, TaskStatus.SUCCEEDED, result, None)
+            if scope.cancel_called:
+                # A cancel() that arrived as the task ended: leave the scope before awaiting.
+                job.runner = None
+                self._pending_emit(job)
+                return
+            if events is not None:
+                await self._emit_end(job)
+            return
+
+    def _pending_emit(self, job: _Job) -> None:
+        if self._task_group is not None and self._events is not None:
+            self._task_group.start_soon(self._emit_end, job)
+
+    async def _emit_end(self, job: _Job) -> None:
+        events = self._events
+        if events is None:
+            return
+        name = "task:" + job.record.status.value
+        if events.has_listeners(name):
+            await events.emit(name, job.record)
+
+    def _after_cancel(self, job: _Job) -> None:
+        record = job.record
+        if record.cancel_reason is None and record.timeout is not None:
+            error = TaskErrorInfo("TimeoutError", f"timed out after {record.timeout} s",
+                                  timed_out=True)
+            self._finish(job, TaskStatus.FAILED, None, error)
+            logger.error("background task %s (%s) timed out after %s s", record.id,
+                         record.name, record.timeout)
+            return
+        self._finish(job, TaskStatus.CANCELLED, None, None)
+        logger.warning("background task %s (%s) cancelled: %s", record.id, record.name,
+                       record.cancel_reason)
+
+    def _finish(self, job: _Job, status: TaskStatus, result: Any,
+                error: TaskErrorInfo | None) -> None:
+        record = job.record
+        record.status = status
+        record.result = result
+        record.error = error
+        now = record.finished_at = time.time()
+        job.runner = None
+        self._jobs.pop(record.id, None)
+        if job.done is not None:
+            job.done.set()
+        finished = self._finished
+        finished.append((now, record.id))
+        settings = self.settings
+        if len(finished) > settings.retain_finished or (
+            finished[0][0] < now - settings.retain_seconds
+        ):
+            self._evict(now)
+        if self._all_done is not None and not self._jobs:
+            self._all_done.set()
+
+    def _finish_cancelled(self, job: _Job, reason: str) -> None:
+        if job.record.status in TERMINAL_STATUSES:
+            return
+        job.record.cancel_reason = reason
+        self._finish(job, TaskStatus.CANCELLED, None, None)
+        self._pending_emit(job)
+
+    def _evict(self, now: float) -> None:
+        finished = self._finished
+        tasks = self.tasks
+        oldest_kept = now - self.settings.retain_seconds
+        while finished and (
+            len(finished) > self.settings.retain_finished or finished[0][0] < oldest_kept
+        ):
+            _, task_id = finished.popleft()
+            record = tasks.get(task_id)
+            if record is not None and record.status in TERMINAL_STATUSES:
+                del tasks[task_id]
+
+    # -- inspecting and controlling ----------------------------------------------------
+    def get(self, task_id: str) -> TaskRecord | None:
+        return self.tasks.get(task_id)
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
+        """The record once the task has finished; TaskWaitTimeout after ``timeout``."""
+        record = self.tasks[task_id]
+        if record.status in TERMINAL_STATUSES:
+            return record
+        job = self._jobs[task_id]
+        if job.done is None:
+            job.done = anyio.Event()
+        with anyio.move_on_after(timeout):
+            await job.done.wait()
+            return record
+        raise TaskWaitTimeout(f"task {task_id} did not finish within {timeout} s")
+
+    async def cancel(self, task_id: str, reason: str = "cancelled") -> TaskRecord:
+        """Cancel a pending or running task (no-op for a finished one)."""
+        record = self.tasks[task_id]
+        job = self._jobs.get(task_id)
+        if job is None or record.status in TERMINAL_STATUSES:
+            return record
+        if job.runner is not None and job.runner.scope is not None:
+            record.cancel_reason = reason
+            job.runner.scope.cancel()
+            await self.wait(task_id)
+        else:
+            with suppress(ValueError):
+                self._pending.remove(job)
+            self._finish_cancelled(job, reason)
+        return record
+
+    def counts(self) -> dict[TaskStatus, int]:
+        """Records by status (finished ones as far as retention keeps them)."""
+        result = dict.fromkeys(TaskStatus, 0)
+        for record in self.tasks.values():
+            result[record.status] += 1
+        return result
+
+
+async def add_background_task(
+    fn: Callable[..., Any],
+    *args: Any,
+    timeout: float | None = None,
+    retries: int = 0,
+    task_kwargs: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> str:
+    """Run ``fn(*args, **kwargs)`` in the background; returns the task id at once.
+
+    Inside a request the task starts after the response has been sent (and is dropped if the
+    handler raises); elsewhere it starts now. ``timeout``, ``retries`` and ``task_kwargs``
+    are options (see :meth:`BackgroundTaskManager.add_task`)."""
+    return await BackgroundTaskManager().hold(fn, args, kwargs, timeout, retries, task_kwargs)

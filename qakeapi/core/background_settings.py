@@ -1,0 +1,39 @@
+"""Limits of the in-process background task manager."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..constants import (
+    BACKGROUND_MAX_CONCURRENCY,
+    BACKGROUND_MAX_PENDING,
+    BACKGROUND_RETAIN_FINISHED,
+    BACKGROUND_RETAIN_SECONDS,
+    BACKGROUND_THREAD_LIMIT,
+    SHUTDOWN_GRACE_SECONDS,
+)
+
+__all__ = ["BackgroundSettings"]
+
+
+@dataclass(slots=True, frozen=True)
+class BackgroundSettings:
+    max_concurrency: int = BACKGROUND_MAX_CONCURRENCY
+    """Tasks running at once (coroutines and threads together)."""
+    max_pending: int = BACKGROUND_MAX_PENDING
+    """Pending tasks held before ``add_task`` waits for room."""
+    thread_limit: int = BACKGROUND_THREAD_LIMIT
+    """Threads for plain-function tasks (the manager's own limiter)."""
+    retain_finished: int = BACKGROUND_RETAIN_FINISHED
+    """Finished records kept, oldest evicted first."""
+    retain_seconds: float = BACKGROUND_RETAIN_SECONDS
+    """Finished records older than this are evicted."""
+    shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
+    """Seconds shutdown waits for unfinished tasks before cancelling them."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrency", "max_pending", "thread_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"BackgroundSettings.{name} must be at least 1")
+        if self.retain_finished < 0 or self.retain_seconds < 0 or self.shutdown_grace < 0:
+            raise ValueError("BackgroundSettings retention and grace must not be negative")

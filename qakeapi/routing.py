@@ -1,0 +1,147 @@
+"""Routes: ``@app.get("/users/{user_id}")`` and a ``Router`` that groups them in a module.
+
+Each handler becomes a :class:`HandlerEndpoint`, an ASGI app that fills the handler's
+parameters (planned once, see :mod:`qakeapi.params`), runs it (plain functions in a worker
+thread) and turns its return value into a response. When the handler raises, the tasks it
+added during the request are dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route, compile_path
+from starlette.types import Receive, Scope, Send
+
+from .core.request_tasks import current_request_tasks
+from .params import CallablePlan, plan_callable
+from .requests import Request
+
+if TYPE_CHECKING:
+    from .dependencies import Container
+
+__all__ = ["HandlerEndpoint", "Router", "to_response"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def to_response(result: Any) -> Response:
+    """A handler's return value as a response: JSON for data, ``(body, status)`` tuples."""
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
+        body, status = result
+        if isinstance(body, Response):
+            body.status_code = status
+            return body
+        if isinstance(body, str):
+            return PlainTextResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status)
+    return JSONResponse(result)
+
+
+class HandlerEndpoint:
+    """The ASGI app behind one route."""
+
+    __slots__ = ("container", "handler", "is_async", "plan")
+
+    def __init__(self, handler: Callable[..., Any], plan: CallablePlan) -> None:
+        self.handler = handler
+        self.plan = plan
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self.container: Container | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        container = self.container
+        if container is None:
+            container = scope["app"].container
+        kwargs = await self.plan.resolve(request, container) if self.plan.params else {}
+        try:
+            if self.is_async:
+                result = await self.handler(**kwargs)
+            else:
+                result = await anyio.to_thread.run_sync(functools.partial(self.handler, **kwargs))
+        except BaseException as exc:
+            holder = current_request_tasks.get()
+            if holder is not None:
+                holder.drop(f"the handler raised {type(exc).__name__}: {exc}")
+            raise
+        await to_response(result)(scope, receive, send)
+
+
+class _RouteSpec:
+    __slots__ = ("handler", "methods", "name", "path")
+
+    def __init__(self, path: str, methods: list[str], handler: Callable[..., Any], name: str):
+        self.path = path
+        self.methods = methods
+        self.handler = handler
+        self.name = name
+
+
+class Router:
+    """A group of routes, included in an app with ``app.include_router(router, prefix=...)``."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix.rstrip("/")
+        self._specs: list[_RouteSpec] = []
+
+    def route(self, path: str, methods: list[str], *, name: str | None = None) -> Callable[[F], F]:
+        def decorator(handler: F) -> F:
+            self.add_route(path, handler, methods=methods, name=name)
+            return handler
+
+        return decorator
+
+    def get(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["GET"], name=name)
+
+    def post(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["POST"], name=name)
+
+    def put(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PUT"], name=name)
+
+    def patch(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PATCH"], name=name)
+
+    def delete(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["DELETE"], name=name)
+
+    def add_route(
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        *,
+        methods: list[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError(f"route handler for {path!r} must be callable, got {handler!r}")
+        if not path.startswith("/"):
+            raise ValueError(f"route path must start with '/': {path!r}")
+        spec = _RouteSpec(self.prefix + path, methods or ["GET"], handler, name or handler.__name__)
+        build_route(spec.path, spec.handler, spec.methods, spec.name)  # fail early on bad handlers
+        self._specs.append(spec)
+        self._on_added(spec)
+
+    def include_router(self, router: Router, prefix: str = "") -> None:
+        for spec in router._specs:
+            self.add_route(prefix.rstrip("/") + spec.path, spec.handler, methods=spec.methods,
+                           name=spec.name)
+
+    def _on_added(self, spec: _RouteSpec) -> None:
+        """Hook for the app, which turns specs into Starlette routes."""
+
+
+def build_route(path: str, handler: Callable[..., Any], methods: list[str], name: str) -> BaseRoute:
+    _, _, convertors = compile_path(path)
+    plan = plan_callable(handler, path_params=convertors.keys())
+    endpoint = HandlerEndpoint(handler, plan)
+    return Route(path, endpoint=endpoint, methods=methods, name=name)
