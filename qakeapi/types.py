@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import traceback as _traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -128,7 +128,7 @@ class TaskRecord:
     """When a pending task becomes due (delay or retry time); None = now."""
     parents: tuple[str, ...] = ()
     context: dict[str, Any] = field(default_factory=dict)
-    logs: list[str] = field(default_factory=list)
+    logs: Sequence[str] = ()
     unique_key: str | None = None
     worker_id: str | None = None
     lease_expires_at: float | None = None
@@ -163,7 +163,7 @@ class TaskRecord:
             "run_at": self.run_at,
             "parents": list(self.parents),
             "context": self.context,
-            "logs": self.logs,
+            "logs": list(self.logs),
             "unique_key": self.unique_key,
             "worker_id": self.worker_id,
             "lease_expires_at": self.lease_expires_at,

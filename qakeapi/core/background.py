@@ -56,18 +56,15 @@ class TaskTable(dict[str, TaskRecord]):
         raise TaskNotFound(task_id)
 
 
-class _Job:
-    __slots__ = ("args", "done", "fn", "is_async", "kwargs", "record", "runner")
+class _Job(TaskRecord):
+    """A background task's record plus what running it needs (one object per task)."""
 
-    def __init__(self, record: TaskRecord, fn: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any], is_async: bool) -> None:
-        self.record = record
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.is_async = is_async
-        self.done: anyio.Event | None = None
-        self.runner: _Runner | None = None
+    __slots__ = ("done", "fn", "is_async", "runner")
+
+    done: anyio.Event | None
+    fn: Callable[..., Any]
+    is_async: bool
+    runner: _Runner | None
 
 
 class _Runner:
@@ -80,18 +77,32 @@ class _Runner:
         self.job: _Job | None = None
 
 
-def _task_name(fn: Callable[..., Any]) -> str:
+def _describe(fn: Callable[..., Any]) -> tuple[str, bool]:
+    """A task's name (``module:qualname``) and whether it is a coroutine function."""
     target = fn.func if isinstance(fn, functools.partial) else fn
     module = getattr(target, "__module__", None) or ""
     name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    return f"{module}:{name}" if module else name
-
-
-def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
         getattr(target, "__call__", None)  # noqa: B004 - async callable objects
     )
+    return (f"{module}:{name}" if module else name), is_async
+
+
+_DESCRIPTIONS: dict[Any, tuple[str, bool]] = {}
+_DESCRIPTIONS_MAX = 4096
+
+
+def _describe_cached(fn: Callable[..., Any]) -> tuple[str, bool]:
+    try:
+        return _DESCRIPTIONS[fn]
+    except KeyError:
+        pass
+    except TypeError:
+        return _describe(fn)
+    if len(_DESCRIPTIONS) >= _DESCRIPTIONS_MAX:
+        _DESCRIPTIONS.clear()
+    found = _DESCRIPTIONS[fn] = _describe(fn)
+    return found
 
 
 class _HeldTasks:
@@ -113,8 +124,8 @@ class _HeldTasks:
 
     def drop(self, reason: str) -> None:
         for job in self.jobs:
-            logger.warning("background task %s (%s) dropped: %s", job.record.id,
-                           job.record.name, reason)
+            logger.warning("background task %s (%s) dropped: %s", job.id,
+                           job.name, reason)
             self.manager._finish_cancelled(job, reason)
         self.jobs.clear()
 
@@ -144,7 +155,7 @@ class BackgroundTaskManager:
         self.tasks: TaskTable = TaskTable()
         self._jobs: dict[str, _Job] = {}
         self._pending: deque[_Job] = deque()
-        self._finished: deque[tuple[float, str]] = deque()
+        self._finished: deque[str] = deque()
         self._idle: list[anyio.Event] = []
         self._room_waiters: list[anyio.Event] = []
         self._all_done: anyio.Event | None = None
@@ -154,6 +165,7 @@ class BackgroundTaskManager:
         self._users = 0
         self._accepting = False
         self._stopping = False
+        self._age_checked_at = 0.0
         self._ids = itertools.count(1)
         self._id_prefix = f"bg-{os.getpid():x}-{os.urandom(3).hex()}-"
 
@@ -233,9 +245,9 @@ class BackgroundTaskManager:
         self._pending.clear()
         for job in list(self._jobs.values()):
             if job.runner is not None and job.runner.scope is not None:
-                job.record.cancel_reason = "shutdown: still running after the grace period"
+                job.cancel_reason = "shutdown: still running after the grace period"
                 job.runner.scope.cancel()
-            elif job.record.status is TaskStatus.PENDING:
+            elif job.status is TaskStatus.PENDING:
                 self._finish_cancelled(job, "shutdown: the manager stopped")
         self._stopping = True
         for waiter in self._idle + self._room_waiters:
@@ -261,11 +273,16 @@ class BackgroundTaskManager:
         job = self._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
         if wait:
             job.done = anyio.Event()
-        await self._submit(job)
+        if len(self._pending) < self.settings.max_pending and self._events is None:
+            self._pending.append(job)
+            if self._idle:
+                self._idle.pop().set()
+        else:
+            await self._submit(job)
         if wait:
             assert job.done is not None
             await job.done.wait()
-        return job.record.id
+        return job.id
 
     def _new_job(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  timeout: float | None, retries: int,
@@ -275,26 +292,32 @@ class BackgroundTaskManager:
                 "the background task manager is not running: add tasks while the app runs, "
                 "or inside `async with BackgroundTaskManager():`"
             )
-        if not callable(fn):
-            raise TypeError(f"a background task must be callable, got {fn!r}")
+        try:
+            name, is_async = _DESCRIPTIONS[fn]
+        except (KeyError, TypeError):
+            if not callable(fn):
+                raise TypeError(f"a background task must be callable, got {fn!r}") from None
+            name, is_async = _describe_cached(fn)
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
-        if retries < 0:
+        if retries and retries < 0:
             raise ValueError(f"retries must not be negative, got {retries!r}")
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
-        record = TaskRecord(
+        job = _Job(
             id=self._id_prefix + str(next(self._ids)),
-            name=_task_name(fn),
+            name=name,
             args=args,
             kwargs=kwargs,
             max_retries=retries,
             timeout=timeout,
             created_at=time.time(),
         )
-        job = _Job(record, fn, args, kwargs, _is_coroutine_function(fn))
-        self.tasks[record.id] = record
-        self._jobs[record.id] = job
+        job.fn = fn
+        job.is_async = is_async
+        job.done = None
+        job.runner = None
+        self.tasks[job.id] = self._jobs[job.id] = job
         return job
 
     async def _submit(self, job: _Job) -> None:
@@ -310,7 +333,7 @@ class BackgroundTaskManager:
         if self._idle:
             self._idle.pop().set()
         if self._events is not None and self._events.has_listeners("task:created"):
-            await self._events.emit("task:created", job.record)
+            await self._events.emit("task:created", job)
 
     def _submit_held(self, job: _Job) -> None:
         if self._stopping or self._task_group is None:
@@ -330,7 +353,7 @@ class BackgroundTaskManager:
             await self._submit(job)
         else:
             holder.participant(self, lambda: _HeldTasks(self)).jobs.append(job)
-        return job.record.id
+        return job.id
 
     # -- running -----------------------------------------------------------------------
     def _take(self) -> _Job | None:
@@ -365,12 +388,17 @@ class BackgroundTaskManager:
             job = runner.job
             runner.job = None
             runner.scope = None
-            if job is not None and job.record.status is TaskStatus.RUNNING:
+            if job is not None and job.status is TaskStatus.RUNNING:
                 self._after_cancel(job)
                 await self._emit_end(job)
 
+    def _fail(self, job: _Job, exc: Exception) -> None:
+        self._finish(job, TaskStatus.FAILED, None, TaskErrorInfo.from_exception(exc))
+        logger.error("background task %s (%s) failed", job.id, job.name,
+                     exc_info=(type(exc), exc, exc.__traceback__))
+
     async def _run_job(self, job: _Job, scope: anyio.CancelScope) -> None:
-        record = job.record
+        record = job
         events = self._events
         while True:
             record.status = TaskStatus.RUNNING
@@ -400,9 +428,7 @@ class BackgroundTaskManager:
                     if events is not None and events.has_listeners("task:retrying"):
                         await events.emit("task:retrying", record)
                     continue
-                self._finish(job, TaskStatus.FAILED, None, TaskErrorInfo.from_exception(exc))
-                logger.error("background task %s (%s) failed", record.id, record.name,
-                             exc_info=(type(exc), exc, exc.__traceback__))
+                self._fail(job, exc)
             else:
                 if record.timeout is not None:
                     scope.deadline = float("inf")
@@ -424,12 +450,12 @@ class BackgroundTaskManager:
         events = self._events
         if events is None:
             return
-        name = "task:" + job.record.status.value
+        name = "task:" + job.status.value
         if events.has_listeners(name):
-            await events.emit(name, job.record)
+            await events.emit(name, job)
 
     def _after_cancel(self, job: _Job) -> None:
-        record = job.record
+        record = job
         if record.cancel_reason is None and record.timeout is not None:
             error = TaskErrorInfo("TimeoutError", f"timed out after {record.timeout} s",
                                   timed_out=True)
@@ -443,7 +469,7 @@ class BackgroundTaskManager:
 
     def _finish(self, job: _Job, status: TaskStatus, result: Any,
                 error: TaskErrorInfo | None) -> None:
-        record = job.record
+        record = job
         record.status = status
         record.result = result
         record.error = error
@@ -453,33 +479,35 @@ class BackgroundTaskManager:
         if job.done is not None:
             job.done.set()
         finished = self._finished
-        finished.append((now, record.id))
-        settings = self.settings
-        if len(finished) > settings.retain_finished or (
-            finished[0][0] < now - settings.retain_seconds
-        ):
+        finished.append(record.id)
+        if len(finished) > self.settings.retain_finished:
+            self.tasks.pop(finished.popleft(), None)
+        if now - self._age_checked_at >= 1.0:
+            self._age_checked_at = now
             self._evict(now)
         if self._all_done is not None and not self._jobs:
             self._all_done.set()
 
     def _finish_cancelled(self, job: _Job, reason: str) -> None:
-        if job.record.status in TERMINAL_STATUSES:
+        if job.status in TERMINAL_STATUSES:
             return
-        job.record.cancel_reason = reason
+        job.cancel_reason = reason
         self._finish(job, TaskStatus.CANCELLED, None, None)
         self._pending_emit(job)
 
+    def _is_expired(self, task_id: str, now: float) -> bool:
+        record = self.tasks.get(task_id)
+        return record is None or (
+            record.finished_at is not None
+            and record.finished_at < now - self.settings.retain_seconds
+        )
+
     def _evict(self, now: float) -> None:
         finished = self._finished
-        tasks = self.tasks
-        oldest_kept = now - self.settings.retain_seconds
         while finished and (
-            len(finished) > self.settings.retain_finished or finished[0][0] < oldest_kept
+            len(finished) > self.settings.retain_finished or self._is_expired(finished[0], now)
         ):
-            _, task_id = finished.popleft()
-            record = tasks.get(task_id)
-            if record is not None and record.status in TERMINAL_STATUSES:
-                del tasks[task_id]
+            self.tasks.pop(finished.popleft(), None)
 
     # -- inspecting and controlling ----------------------------------------------------
     def get(self, task_id: str) -> TaskRecord | None:
