@@ -1,16 +1,26 @@
-"""PLACEHOLDER (owned by the queue-core helper, who replaces this file)."""
+"""Queued tasks: durable tasks with dependencies, retries, progress and logs.
+
+``tasks.add_task(fn, *args, parent=..., **kwargs)`` stores a task in the backend chosen by
+``QUEUE_URL`` (``memory://``, ``sqlite:///path``, ``redis://host:port/db``); workers
+(embedded in the app, or ``qakeapi queue start``) run it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from ..exceptions import NoRetry, Retry
+from .context import get_context, getLogger, set_context
+from .queue import RESERVED_OPTIONS, QueuedTasks
+from .ref import TaskRef
+from .settings import QueueSettings
 
-
-class QueuedTasks:
-    def __init__(self, url: str | None = None, **options: Any) -> None:
-        self.url = url
-
-    @asynccontextmanager
-    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
-        yield
+__all__ = [
+    "RESERVED_OPTIONS",
+    "NoRetry",
+    "QueueSettings",
+    "QueuedTasks",
+    "Retry",
+    "TaskRef",
+    "getLogger",
+    "get_context",
+    "set_context",
+]

@@ -1,0 +1,73 @@
+"""Batches of added tasks waiting to be stored together."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ..exceptions import TaskCancelledError
+from ..types import TaskRecord
+
+if TYPE_CHECKING:
+    from .queue import QueuedTasks
+    from .ref import TaskRef
+
+__all__ = ["Batch", "RequestBatch"]
+
+logger = logging.getLogger("qakeapi.queue")
+
+
+class Batch:
+    """Records added together, stored by one ``storage.enqueue`` call."""
+
+    __slots__ = ("_done", "error", "records", "refs")
+
+    def __init__(self) -> None:
+        self.records: list[TaskRecord] = []
+        self.refs: list[TaskRef] = []
+        self.error: BaseException | None = None
+        self._done: anyio.Event | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done is not None and self._done.is_set()
+
+    def settle(self, stored: list[TaskRecord] | None, error: BaseException | None) -> None:
+        if stored is not None:
+            for ref, record in zip(self.refs, stored, strict=False):
+                ref.id = record.id
+        self.error = error
+        if self._done is None:
+            self._done = anyio.Event()
+        self._done.set()
+
+    async def wait_stored(self) -> None:
+        if self._done is None:
+            self._done = anyio.Event()
+        await self._done.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class RequestBatch(Batch):
+    """The tasks one request added: stored before its response starts, or dropped."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: QueuedTasks) -> None:
+        super().__init__()
+        self.queue = queue
+
+    async def flush(self) -> None:
+        if self.records and not self.done:
+            await self.queue._store(self)
+
+    def release(self) -> None:
+        return None
+
+    def drop(self, reason: str) -> None:
+        if self.records and not self.done:
+            logger.warning("%d queued task(s) not stored: %s", len(self.records), reason)
+            self.settle(None, TaskCancelledError(f"not queued: {reason}"))

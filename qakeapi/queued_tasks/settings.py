@@ -1,0 +1,105 @@
+"""Queue settings, from arguments or the environment (``QUEUE_*`` variables)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..constants import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_QUEUE_MAX_RETRIES,
+    DEFAULT_QUEUE_MAX_WORKERS,
+    DEFAULT_QUEUE_TASK_TIMEOUT,
+    DEFAULT_QUEUE_URL,
+    DEFAULT_RETENTION_SECONDS,
+    ENV_QUEUE_EMBEDDED_WORKER,
+    ENV_QUEUE_LEASE_SECONDS,
+    ENV_QUEUE_MAX_RETRIES,
+    ENV_QUEUE_MAX_WORKERS,
+    ENV_QUEUE_RETENTION_SECONDS,
+    ENV_QUEUE_TASK_TIMEOUT,
+    ENV_QUEUE_URL,
+    RETRY_BASE_DELAY,
+    RETRY_MAX_DELAY,
+    SHUTDOWN_GRACE_SECONDS,
+)
+from ..exceptions import ConfigurationError
+
+__all__ = ["QueueSettings"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(slots=True, frozen=True)
+class QueueSettings:
+    url: str = DEFAULT_QUEUE_URL
+    max_workers: int = DEFAULT_QUEUE_MAX_WORKERS
+    """Tasks one worker process runs at once (QUEUE_MAX_WORKERS)."""
+    task_timeout: float = DEFAULT_QUEUE_TASK_TIMEOUT
+    """Seconds per attempt; 0 = no timeout (QUEUE_TASK_TIMEOUT)."""
+    max_retries: int = DEFAULT_QUEUE_MAX_RETRIES
+    """Retries after the first attempt (QUEUE_MAX_RETRIES)."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long a claimed task stays claimed without a heartbeat (QUEUE_LEASE_SECONDS)."""
+    embedded_worker: bool = True
+    """Run a worker inside the app process (QUEUE_EMBEDDED_WORKER)."""
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS
+    """How long finished tasks are kept (QUEUE_RETENTION_SECONDS)."""
+    retry_base_delay: float = RETRY_BASE_DELAY
+    retry_max_delay: float = RETRY_MAX_DELAY
+    shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.max_workers < 1:
+            raise ConfigurationError(f"{ENV_QUEUE_MAX_WORKERS} must be at least 1")
+        if self.task_timeout < 0:
+            raise ConfigurationError(f"{ENV_QUEUE_TASK_TIMEOUT} must not be negative")
+        if self.max_retries < 0:
+            raise ConfigurationError(f"{ENV_QUEUE_MAX_RETRIES} must not be negative")
+        if self.lease_seconds <= 0:
+            raise ConfigurationError(f"{ENV_QUEUE_LEASE_SECONDS} must be positive")
+
+    @property
+    def timeout(self) -> float | None:
+        return self.task_timeout or None
+
+    def replace(self, **changes: Any) -> QueueSettings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> QueueSettings:
+        """Settings from ``QUEUE_*`` variables; a bad value names its variable."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get(ENV_QUEUE_URL):
+            values["url"] = env[ENV_QUEUE_URL]
+        for var, field, kind in (
+            (ENV_QUEUE_MAX_WORKERS, "max_workers", int),
+            (ENV_QUEUE_TASK_TIMEOUT, "task_timeout", float),
+            (ENV_QUEUE_MAX_RETRIES, "max_retries", int),
+            (ENV_QUEUE_LEASE_SECONDS, "lease_seconds", float),
+            (ENV_QUEUE_RETENTION_SECONDS, "retention_seconds", float),
+        ):
+            raw = env.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[field] = kind(raw)
+            except ValueError:
+                raise ConfigurationError(
+                    f"{var}={raw!r} is not a valid {kind.__name__}"
+                ) from None
+        raw_embedded = env.get(ENV_QUEUE_EMBEDDED_WORKER)
+        if raw_embedded is not None:
+            lowered = raw_embedded.strip().lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ConfigurationError(
+                    f"{ENV_QUEUE_EMBEDDED_WORKER}={raw_embedded!r} is not a boolean (use 1 or 0)"
+                )
+            values["embedded_worker"] = lowered in _TRUE
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

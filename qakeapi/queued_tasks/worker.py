@@ -1,0 +1,290 @@
+"""The worker: claims due tasks in batches, runs them, stores outcomes in batches.
+
+Loops of one worker (all on one anyio task group):
+
+* claim — whenever slots are free, ``storage.claim(free slots)``; when nothing is due it
+  sleeps until a notification (``storage.listen``), the next due time, or a slow recheck;
+* run — each claimed task runs in its own cancel scope (timeouts, cancellation);
+* finish — outcomes are buffered and stored by one ``storage.finish`` call per round;
+* heartbeat — renews leases, registers the worker, recovers expired leases, purges old
+  records; progress — stores changed context and logs of running tasks.
+
+Backend errors never kill the worker: it logs them and retries with capped backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from ..constants import HEARTBEAT_FRACTION, IDLE_RECHECK_SECONDS, PROGRESS_FLUSH_SECONDS
+from .execution import TaskExecution
+from .retry import backoff_delay
+
+if TYPE_CHECKING:
+    from ..types import TaskOutcome, TaskRecord
+    from .queue import QueuedTasks
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("qakeapi.worker")
+
+_BACKOFF_MAX = 2.0
+_PURGE_EVERY = 300.0
+
+
+class Worker:
+    """Runs queued tasks from ``queue``'s storage, ``concurrency`` at a time."""
+
+    def __init__(self, queue: QueuedTasks, *, concurrency: int | None = None,
+                 worker_id: str | None = None) -> None:
+        self.queue = queue
+        self.settings = queue.settings
+        self.concurrency = concurrency or self.settings.max_workers
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.started_at = time.time()
+        self.running: dict[str, TaskExecution] = {}
+        self._outcomes: list[tuple[TaskOutcome, TaskRecord]] = []
+        self._outcomes_ready = anyio.Event()
+        self._wake = anyio.Event()
+        self._slot_freed = anyio.Event()
+        self._stopping = False
+        self._stopped = anyio.Event()
+        self._limiter = anyio.CapacityLimiter(self.concurrency)
+        self._progress_wanted = anyio.Event()
+
+    # -- control ----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop claiming; running tasks get the grace period, then are given back."""
+        self._stopping = True
+        self._wake.set()
+        self._slot_freed.set()
+
+    async def stop_and_wait(self) -> None:
+        self.stop()
+        await self._stopped.wait()
+
+    def _on_work(self) -> None:
+        self._wake.set()
+
+    def _on_cancel(self, task_id: str) -> None:
+        execution = self.running.get(task_id)
+        if execution is not None:
+            execution.cancel("cancelled by request")
+
+    # -- main -------------------------------------------------------------------------
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+                  ) -> None:
+        storage = self.queue.storage
+        try:
+            async with anyio.create_task_group() as service:
+                service.start_soon(self._listen)
+                service.start_soon(self._heartbeat_loop)
+                service.start_soon(self._progress_loop)
+                async with anyio.create_task_group() as runners:
+                    runners.start_soon(self._finish_loop)
+                    task_status.started()
+                    await self._claim_loop(runners)
+                    await self._drain()
+                    await self._flush_outcomes(final=True)
+                    runners.cancel_scope.cancel()
+                service.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._retrying("unregister worker", lambda: storage.unregister_worker(
+                    self.id), attempts=3)
+            self._stopped.set()
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]],
+                        attempts: int | None = None) -> Any:
+        """``await call()``, retried with capped backoff on backend errors (logged)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await call()
+            except Exception as exc:
+                if attempts is not None and attempt >= attempts:
+                    logger.error("worker %s: %s failed, giving up: %r", self.id, what, exc)
+                    return None
+                delay = backoff_delay(attempt, 0.05, _BACKOFF_MAX)
+                logger.warning("worker %s: %s failed (%r); retrying in %.2f s", self.id, what,
+                               exc, delay)
+                await anyio.sleep(delay)
+
+    async def _listen(self) -> None:
+        storage = self.queue.storage
+        while True:
+            try:
+                await storage.listen(self._on_work, self._on_cancel)
+                return
+            except Exception as exc:
+                logger.warning("worker %s: notifications stopped (%r); restarting", self.id, exc)
+                self._wake.set()
+                await anyio.sleep(1.0)
+
+    async def _claim_loop(self, runners: anyio.abc.TaskGroup) -> None:
+        storage = self.queue.storage
+        lease = self.settings.lease_seconds
+        failures = 0
+        while not self._stopping:
+            free = self.concurrency - len(self.running)
+            if free <= 0:
+                self._slot_freed = anyio.Event()
+                await self._slot_freed.wait()
+                continue
+            self._wake = anyio.Event()
+            try:
+                claimed = await storage.claim(self.id, free, lease)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                delay = backoff_delay(failures, 0.05, _BACKOFF_MAX)
+                logger.warning("worker %s: claiming failed (%r); retrying in %.2f s", self.id,
+                               exc, delay)
+                await anyio.sleep(delay)
+                continue
+            for record in claimed:
+                execution = TaskExecution(self, record)
+                self.running[record.id] = execution
+                runners.start_soon(self._run, execution)
+            if not claimed:
+                await self._idle_wait()
+
+    async def _idle_wait(self) -> None:
+        storage = self.queue.storage
+        timeout = IDLE_RECHECK_SECONDS
+        try:
+            due = await storage.next_due_at()
+        except Exception as exc:
+            logger.warning("worker %s: reading the next due time failed: %r", self.id, exc)
+            due = None
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - time.time()))
+        if timeout > 0:
+            with anyio.move_on_after(timeout):
+                await self._wake.wait()
+
+    async def _run(self, execution: TaskExecution) -> None:
+        try:
+            outcome = await execution.run(self._limiter)
+        finally:
+            self.running.pop(execution.record.id, None)
+            self._slot_freed.set()
+        if outcome is not None:
+            self._outcomes.append((outcome, execution.record))
+            self._outcomes_ready.set()
+
+    async def _drain(self) -> None:
+        if not self.running:
+            return
+        with anyio.move_on_after(self.settings.shutdown_grace):
+            while self.running:
+                self._slot_freed = anyio.Event()
+                await self._slot_freed.wait()
+        for execution in list(self.running.values()):
+            execution.give_back("the worker stopped")
+        while self.running:
+            self._slot_freed = anyio.Event()
+            await self._slot_freed.wait()
+
+    # -- outcomes ---------------------------------------------------------------------
+    async def _finish_loop(self) -> None:
+        while True:
+            await self._outcomes_ready.wait()
+            self._outcomes_ready = anyio.Event()
+            await self._flush_outcomes()
+
+    async def _flush_outcomes(self, final: bool = False) -> None:
+        if not self._outcomes:
+            return
+        batch, self._outcomes = self._outcomes, []
+        storage = self.queue.storage
+        accepted = await self._retrying(
+            f"storing {len(batch)} outcome(s)",
+            lambda: storage.finish(self.id, [outcome for outcome, _ in batch]),
+            attempts=5 if final else None,
+        )
+        if accepted is None:
+            return
+        accepted_ids = set(accepted)
+        for outcome, record in batch:
+            if outcome.id not in accepted_ids:
+                logger.warning("worker %s: outcome of task %s was not accepted (lease lost)",
+                               self.id, outcome.id)
+                continue
+            record.status = outcome.status
+            record.result = outcome.result
+            record.error = outcome.error
+            if outcome.context is not None:
+                record.context = outcome.context
+            if outcome.logs is not None:
+                record.logs = outcome.logs
+            if outcome.status.is_terminal:
+                record.finished_at = time.time()
+                self.queue._task_finished(record.id)
+                await self.queue._emit("task:" + outcome.status.value, record)
+            else:
+                await self.queue._emit("task:retrying", record)
+
+    # -- heartbeat and progress -------------------------------------------------------
+    def _info(self) -> Any:
+        from ..types import WorkerInfo
+
+        return WorkerInfo(id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
+                          concurrency=self.concurrency, started_at=self.started_at,
+                          last_heartbeat=time.time(), running=len(self.running))
+
+    async def _heartbeat_loop(self) -> None:
+        storage = self.queue.storage
+        interval = self.settings.lease_seconds / HEARTBEAT_FRACTION
+        last_purge = 0.0
+        while True:
+            try:
+                await storage.register_worker(self._info())
+                if self.running:
+                    result = await storage.renew(self.id, list(self.running),
+                                                 self.settings.lease_seconds)
+                    for task_id in result.lost:
+                        execution = self.running.get(task_id)
+                        if execution is not None:
+                            execution.abandon("lease lost: another worker may run it")
+                    for task_id in result.cancel_requested:
+                        self._on_cancel(task_id)
+                if await storage.reclaim_expired():
+                    self._wake.set()
+                if time.time() - last_purge > _PURGE_EVERY:
+                    last_purge = time.time()
+                    await self.queue.purge(older_than=self.settings.retention_seconds)
+            except Exception as exc:
+                logger.warning("worker %s: heartbeat failed: %r", self.id, exc)
+            await anyio.sleep(interval)
+
+    def progress_changed(self) -> None:
+        self._progress_wanted.set()
+
+    async def _progress_loop(self) -> None:
+        storage = self.queue.storage
+        while True:
+            await self._progress_wanted.wait()
+            await anyio.sleep(PROGRESS_FLUSH_SECONDS)
+            self._progress_wanted = anyio.Event()
+            for execution in list(self.running.values()):
+                ctx = execution.context
+                if not ctx.dirty:
+                    continue
+                ctx.dirty = False
+                try:
+                    await storage.save_progress(self.id, execution.record.id, dict(ctx.data),
+                                                list(ctx.logs))
+                except Exception as exc:
+                    ctx.dirty = True
+                    logger.warning("worker %s: saving progress of %s failed: %r", self.id,
+                                   execution.record.id, exc)
