@@ -72,7 +72,8 @@ class MemoryStorage(QueueStorage):
             due = record.run_at or record.created_at
             heapq.heappush(self._ready, (-record.priority, due, seq, record.id))
 
-    def _end(self, record: TaskRecord, status: TaskStatus, now: float) -> None:
+    def _end(self, record: TaskRecord, status: TaskStatus, now: float,
+             cascade_reason: str | None = None) -> None:
         record.status = status
         record.finished_at = now
         record.worker_id = None
@@ -86,17 +87,15 @@ class MemoryStorage(QueueStorage):
                 child = self._tasks[child_id]
                 if left <= 0 and child.status is PENDING:
                     self._schedule(child, now)
-        else:
+            return
+        if cascade_reason is None:
             verb = "failed" if status is TaskStatus.FAILED else "was cancelled"
-            self._cascade(record.id, f"parent {record.id} {verb}", now)
-
-    def _cascade(self, parent_id: str, reason: str, now: float) -> None:
-        for child_id in self._children.get(parent_id, ()):
+            cascade_reason = f"parent {record.id} {verb}"
+        for child_id in self._children.get(record.id, ()):
             child = self._tasks[child_id]
-            if child.status in TERMINAL_STATUSES:
-                continue
-            child.cancel_reason = reason
-            self._end(child, TaskStatus.CANCELLED, now)
+            if child.status not in TERMINAL_STATUSES:
+                child.cancel_reason = cascade_reason
+                self._end(child, TaskStatus.CANCELLED, now, cascade_reason)
 
     # -- producing ------------------------------------------------------------------
     async def enqueue(self, records: Sequence[TaskRecord], *, now: float | None = None) -> (

@@ -1,0 +1,485 @@
+"""``sqlite:///path/queue.db``: a durable queue on one machine, no server to run.
+
+One connection per process (WAL mode, ``synchronous=NORMAL``), used from a worker thread so
+the event loop never blocks. Every state change is one ``BEGIN IMMEDIATE`` transaction, so
+several worker processes can claim from the same file safely. Idle workers are woken through
+Unix datagram sockets (:mod:`.sqlite_notify`), not by polling.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import functools
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import anyio
+
+from ...exceptions import (
+    BackendUnavailable,
+    ConfigurationError,
+    CorruptTaskError,
+    MissingParentError,
+    TaskNotFound,
+)
+from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
+from .base import QueueStorage, RenewResult
+from .sqlite_notify import Notifier
+from .sqlite_schema import (
+    COLUMNS,
+    INSERT_SQL,
+    SCHEMA,
+    SCHEMA_VERSION,
+    record_from_row,
+    row_from_record,
+)
+
+__all__ = ["SQLiteStorage", "path_from_url"]
+
+T = TypeVar("T")
+LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
+_CASCADE = """
+WITH RECURSIVE descendants(id) AS (
+    SELECT child_id FROM deps WHERE parent_id = ?
+    UNION SELECT deps.child_id FROM deps JOIN descendants ON deps.parent_id = descendants.id
+)
+UPDATE tasks SET status = 'cancelled', cancel_reason = ?, finished_at = ?, worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id IN descendants AND status IN ('pending', 'running')
+"""
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///rel/path.db`` -> ``rel/path.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigurationError(f"SQLite URL {url!r}: use sqlite:///relative/path.db or "
+                                 f"sqlite:////absolute/path.db")
+    path = unquote(parts.path)
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise ConfigurationError(f"SQLite URL {url!r} names no file")
+    return path
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SQLiteStorage(QueueStorage):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        self._conn: sqlite3.Connection | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+        self._notifier = Notifier(self.path)
+
+    # -- plumbing -----------------------------------------------------------------------
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        conn = self._conn
+        if conn is None:
+            raise BackendUnavailable(f"the SQLite queue {self.path} is not connected")
+        try:
+            return await anyio.to_thread.run_sync(
+                functools.partial(fn, conn, *args), limiter=self._limiter
+            )
+        except sqlite3.OperationalError as exc:
+            raise BackendUnavailable(f"SQLite queue {self.path}: {exc}") from exc
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _tx(conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def connect(self) -> None:
+        def open_db() -> sqlite3.Connection:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(directory):
+                raise BackendUnavailable(
+                    f"can't open the SQLite queue {self.path}: directory {directory} does not "
+                    f"exist")
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30.0)
+            try:
+                conn.execute("PRAGMA busy_timeout = 30000")
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise BackendUnavailable(
+                        f"the SQLite queue {self.path} can't use WAL mode (got {mode})")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise BackendUnavailable(
+                        f"the SQLite queue {self.path} has schema version {version}; this "
+                        f"qakeapi knows up to {SCHEMA_VERSION}: upgrade qakeapi")
+                if version < SCHEMA_VERSION:
+                    conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}"
+                                       f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+                conn.execute("SELECT count(*) FROM workers").fetchone()
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        try:
+            self._conn = await anyio.to_thread.run_sync(open_db, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(
+                f"can't use the SQLite queue {self.path}: {exc} (is it a writable SQLite "
+                f"database?)") from exc
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+        self._notifier.close()
+
+    # -- producing ------------------------------------------------------------------------
+    async def enqueue(self, records: Sequence[TaskRecord], *, now: float | None = None) -> (
+        builtins.list[TaskRecord]
+    ):
+        now = time.time() if now is None else now
+        stored = await self._run(self._enqueue_sync, records, now)
+        self._notifier.send(b"w")
+        return stored
+
+    def _enqueue_sync(self, conn: sqlite3.Connection, records: Sequence[TaskRecord],
+                      now: float) -> builtins.list[TaskRecord]:
+        out: builtins.list[TaskRecord] = []
+        with self._tx(conn):
+            for record in records:
+                if record.unique_key is not None:
+                    row = conn.execute(
+                        f"SELECT {COLUMNS} FROM tasks WHERE unique_key = ? AND status IN "
+                        f"('pending', 'running')", (record.unique_key,)).fetchone()
+                    if row is not None:
+                        out.append(record_from_row(row))
+                        continue
+                waiting = 0
+                dead: tuple[str, str] | None = None
+                for parent_id in record.parents:
+                    found = conn.execute("SELECT status FROM tasks WHERE id = ?",
+                                         (parent_id,)).fetchone()
+                    if found is None:
+                        raise MissingParentError(
+                            f"parent task {parent_id!r} of {record.name} does not exist")
+                    if found[0] in ("failed", "cancelled"):
+                        dead = (parent_id, found[0])
+                    elif found[0] != "succeeded":
+                        waiting += 1
+                if dead is not None:
+                    verb = "failed" if dead[1] == "failed" else "was cancelled"
+                    record = TaskRecord.from_dict({
+                        **record.to_dict(), "status": "cancelled", "finished_at": now,
+                        "cancel_reason": f"parent {dead[0]} {verb}"})
+                conn.execute(INSERT_SQL, row_from_record(record, waiting))
+                conn.executemany("INSERT OR IGNORE INTO deps (parent_id, child_id) VALUES (?, ?)",
+                                 [(p, record.id) for p in record.parents])
+                out.append(record)
+        return out
+
+    # -- consuming ------------------------------------------------------------------------
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float, *,
+                    now: float | None = None) -> builtins.list[TaskRecord]:
+        now = time.time() if now is None else now
+        return await self._run(self._claim_sync, worker_id, limit, lease_seconds, now)
+
+    def _claim_sync(self, conn: sqlite3.Connection, worker_id: str, limit: int,
+                    lease_seconds: float, now: float) -> builtins.list[TaskRecord]:
+        claimed: builtins.list[TaskRecord] = []
+        with self._tx(conn):
+            rows = conn.execute(
+                f"UPDATE tasks SET status = 'running', attempts = attempts + 1, "
+                f"started_at = ?, worker_id = ?, lease_expires_at = ? WHERE seq IN ("
+                f"SELECT seq FROM tasks WHERE status = 'pending' AND waiting = 0 AND due <= ? "
+                f"ORDER BY priority DESC, due, seq LIMIT ?) RETURNING priority, due, seq, "
+                f"{COLUMNS}",
+                (now, worker_id, now + lease_seconds, now, limit)).fetchall()
+            rows.sort(key=lambda r: (-r[0], r[1], r[2]))
+            for row in rows:
+                try:
+                    claimed.append(record_from_row(row[3:]))
+                except CorruptTaskError as exc:
+                    error = TaskErrorInfo("CorruptTaskError", str(exc))
+                    conn.execute(
+                        "UPDATE tasks SET status = 'failed', finished_at = ?, worker_id = NULL, "
+                        "lease_expires_at = NULL, error = ? WHERE id = ?",
+                        (now, _dumps(error.to_dict()), row[3]))
+                    conn.execute(_CASCADE, (row[3], f"parent {row[3]} failed", now))
+        return claimed
+
+    async def renew(self, worker_id: str, ids: Collection[str], lease_seconds: float, *,
+                    now: float | None = None) -> RenewResult:
+        now = time.time() if now is None else now
+        return await self._run(self._renew_sync, worker_id, builtins.list(ids), lease_seconds,
+                               now)
+
+    def _renew_sync(self, conn: sqlite3.Connection, worker_id: str, ids: builtins.list[str],
+                    lease_seconds: float, now: float) -> RenewResult:
+        result = RenewResult()
+        with self._tx(conn):
+            for task_id in ids:
+                row = conn.execute(
+                    "UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND status = 'running' "
+                    "AND worker_id = ? RETURNING cancel_requested",
+                    (now + lease_seconds, task_id, worker_id)).fetchone()
+                if row is None:
+                    result.lost.add(task_id)
+                elif row[0]:
+                    result.cancel_requested.add(task_id)
+        return result
+
+    async def save_progress(self, worker_id: str, task_id: str, context: dict[str, object],
+                            logs: builtins.list[str]) -> None:
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE tasks SET context = ?, logs = ? WHERE id = ? AND "
+                         "status = 'running' AND worker_id = ?",
+                         (_dumps(context), _dumps(logs), task_id, worker_id))
+
+        await self._run(save)
+
+    async def finish(self, worker_id: str, outcomes: Sequence[TaskOutcome], *,
+                     now: float | None = None) -> builtins.list[str]:
+        now = time.time() if now is None else now
+        accepted, wake = await self._run(self._finish_sync, worker_id, outcomes, now)
+        if wake:
+            self._notifier.send(b"w")
+        return accepted
+
+    def _finish_sync(self, conn: sqlite3.Connection, worker_id: str,
+                     outcomes: Sequence[TaskOutcome], now: float
+                     ) -> tuple[builtins.list[str], bool]:
+        accepted: builtins.list[str] = []
+        wake = False
+        with self._tx(conn):
+            for o in outcomes:
+                error = None if o.error is None else _dumps(o.error.to_dict())
+                context = None if o.context is None else _dumps(o.context)
+                logs = None if o.logs is None else _dumps(list(o.logs))
+                if o.status is TaskStatus.PENDING:
+                    cursor = conn.execute(
+                        "UPDATE tasks SET status = 'pending', worker_id = NULL, "
+                        "lease_expires_at = NULL, run_at = ?, due = ?, error = ?, "
+                        "context = coalesce(?, context), logs = coalesce(?, logs) "
+                        "WHERE id = ? AND status = 'running' AND worker_id = ?",
+                        (o.run_at, o.run_at if o.run_at is not None else now, error, context,
+                         logs, o.id, worker_id))
+                    wake = wake or cursor.rowcount > 0
+                else:
+                    result = None if o.result is None else _dumps(o.result)
+                    reason = (o.cancel_reason or "cancelled") if (
+                        o.status is TaskStatus.CANCELLED) else None
+                    cursor = conn.execute(
+                        "UPDATE tasks SET status = ?, result = ?, error = ?, finished_at = ?, "
+                        "worker_id = NULL, lease_expires_at = NULL, "
+                        "cancel_reason = coalesce(?, cancel_reason), "
+                        "context = coalesce(?, context), logs = coalesce(?, logs) "
+                        "WHERE id = ? AND status = 'running' AND worker_id = ?",
+                        (o.status.value, result, error, now, reason, context, logs, o.id,
+                         worker_id))
+                    if cursor.rowcount:
+                        wake = self._after_end(conn, o.id, o.status, now) or wake
+                if cursor.rowcount:
+                    accepted.append(o.id)
+        return accepted, wake
+
+    @staticmethod
+    def _after_end(conn: sqlite3.Connection, task_id: str, status: TaskStatus,
+                   now: float) -> bool:
+        """Release or cancel the children of a task that just ended; True if any released."""
+        if status is TaskStatus.SUCCEEDED:
+            cursor = conn.execute(
+                "UPDATE tasks SET waiting = waiting - 1 WHERE id IN "
+                "(SELECT child_id FROM deps WHERE parent_id = ?)", (task_id,))
+            return cursor.rowcount > 0
+        verb = "failed" if status is TaskStatus.FAILED else "was cancelled"
+        conn.execute(_CASCADE, (task_id, f"parent {task_id} {verb}", now))
+        return False
+
+    async def reclaim_expired(self, *, now: float | None = None) -> builtins.list[str]:
+        now = time.time() if now is None else now
+        ids = await self._run(self._reclaim_sync, now)
+        if ids:
+            self._notifier.send(b"w")
+        return ids
+
+    def _reclaim_sync(self, conn: sqlite3.Connection, now: float) -> builtins.list[str]:
+        error = _dumps(TaskErrorInfo("LeaseExpired", LOST_WORKER).to_dict())
+        with self._tx(conn):
+            rows = conn.execute(
+                "SELECT id, attempts, max_retries, cancel_requested FROM tasks "
+                "WHERE status = 'running' AND lease_expires_at <= ?", (now,)).fetchall()
+            for task_id, attempts, max_retries, cancel_requested in rows:
+                if cancel_requested:
+                    status = TaskStatus.CANCELLED
+                elif attempts <= max_retries:
+                    conn.execute(
+                        "UPDATE tasks SET status = 'pending', worker_id = NULL, "
+                        "lease_expires_at = NULL, run_at = NULL, due = ?, error = ? "
+                        "WHERE id = ?", (now, error, task_id))
+                    continue
+                else:
+                    status = TaskStatus.FAILED
+                conn.execute(
+                    "UPDATE tasks SET status = ?, worker_id = NULL, lease_expires_at = NULL, "
+                    "finished_at = ?, error = ?, cancel_reason = coalesce(cancel_reason, ?) "
+                    "WHERE id = ?",
+                    (status.value, now, error,
+                     "cancelled" if status is TaskStatus.CANCELLED else None, task_id))
+                self._after_end(conn, task_id, status, now)
+        return [row[0] for row in rows]
+
+    async def next_due_at(self, *, now: float | None = None) -> float | None:
+        now = time.time() if now is None else now
+
+        def read(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute("SELECT min(due) FROM tasks WHERE status = 'pending' AND "
+                               "waiting = 0").fetchone()
+            return None if row[0] is None else max(float(row[0]), now) if row[0] > now else now
+
+        return await self._run(read)
+
+    async def listen(self, on_work: Callable[[], None], on_cancel: Callable[[str], None]) -> None:
+        await self._notifier.listen(on_work, on_cancel)
+
+    # -- operating ------------------------------------------------------------------------
+    async def cancel(self, task_id: str, reason: str, *, now: float | None = None) -> TaskRecord:
+        now = time.time() if now is None else now
+
+        def cancel(conn: sqlite3.Connection) -> TaskRecord:
+            with self._tx(conn):
+                row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+                if row is None:
+                    raise TaskNotFound(task_id)
+                if row[0] == "pending":
+                    conn.execute("UPDATE tasks SET status = 'cancelled', cancel_reason = ?, "
+                                 "finished_at = ? WHERE id = ?", (reason, now, task_id))
+                    self._after_end(conn, task_id, TaskStatus.CANCELLED, now)
+                elif row[0] == "running":
+                    conn.execute("UPDATE tasks SET cancel_requested = 1, cancel_reason = ? "
+                                 "WHERE id = ?", (reason, task_id))
+                return self._get_sync(conn, task_id)
+
+        record = await self._run(cancel)
+        if record.status is TaskStatus.RUNNING:
+            self._notifier.send(b"c:" + task_id.encode())
+        return record
+
+    async def requeue(self, task_id: str, *, now: float | None = None) -> TaskRecord:
+        now = time.time() if now is None else now
+
+        def requeue(conn: sqlite3.Connection) -> TaskRecord:
+            with self._tx(conn):
+                row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+                if row is None:
+                    raise TaskNotFound(task_id)
+                if row[0] not in ("failed", "cancelled"):
+                    raise ValueError(f"task {task_id} is {row[0]}; only failed or cancelled "
+                                     f"tasks can be retried")
+                conn.execute(
+                    "UPDATE tasks SET status = 'pending', attempts = 0, error = NULL, "
+                    "result = NULL, cancel_reason = NULL, cancel_requested = 0, "
+                    "finished_at = NULL, run_at = NULL, due = ?, waiting = (SELECT count(*) "
+                    "FROM deps JOIN tasks AS p ON p.id = deps.parent_id WHERE deps.child_id = ? "
+                    "AND p.status != 'succeeded') WHERE id = ?", (now, task_id, task_id))
+                return self._get_sync(conn, task_id)
+
+        record = await self._run(requeue)
+        self._notifier.send(b"w")
+        return record
+
+    @staticmethod
+    def _get_sync(conn: sqlite3.Connection, task_id: str) -> TaskRecord:
+        row = conn.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise TaskNotFound(task_id)
+        return record_from_row(row)
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        def get(conn: sqlite3.Connection) -> TaskRecord | None:
+            try:
+                return self._get_sync(conn, task_id)
+            except TaskNotFound:
+                return None
+
+        return await self._run(get)
+
+    async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
+                   offset: int = 0) -> builtins.list[TaskRecord]:
+        def read(conn: sqlite3.Connection) -> builtins.list[TaskRecord]:
+            where, params = ("WHERE status = ?", [status.value]) if status else ("", [])
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM tasks {where} ORDER BY created_at DESC, seq DESC "
+                f"LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+            return [record_from_row(row) for row in rows]
+
+        return await self._run(read)
+
+    async def stats(self, *, now: float | None = None) -> QueueStats:
+        now = time.time() if now is None else now
+
+        def read(conn: sqlite3.Connection) -> QueueStats:
+            counts = dict.fromkeys(TaskStatus, 0)
+            for status, count in conn.execute(
+                    "SELECT status, count(*) FROM tasks GROUP BY status"):
+                counts[TaskStatus(status)] = count
+            oldest = conn.execute(
+                "SELECT min(created_at) FROM tasks WHERE status = 'pending' AND waiting = 0 "
+                "AND due <= ?", (now,)).fetchone()[0]
+            return QueueStats(counts=counts, oldest_pending_at=oldest)
+
+        return await self._run(read)
+
+    async def purge(self, statuses: Collection[TaskStatus], *,
+                    finished_before: float | None = None) -> int:
+        chosen = [s.value for s in statuses if s.is_terminal]
+        if not chosen:
+            return 0
+
+        def purge(conn: sqlite3.Connection) -> int:
+            marks = ", ".join("?" * len(chosen))
+            where = f"status IN ({marks})"
+            params: builtins.list[Any] = list(chosen)
+            if finished_before is not None:
+                where += " AND finished_at < ?"
+                params.append(finished_before)
+            with self._tx(conn):
+                conn.execute(f"DELETE FROM deps WHERE parent_id IN (SELECT id FROM tasks WHERE "
+                             f"{where}) OR child_id IN (SELECT id FROM tasks WHERE {where})",
+                             params + params)
+                return conn.execute(f"DELETE FROM tasks WHERE {where}", params).rowcount
+
+        return await self._run(purge)
+
+    # -- workers --------------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO workers (id, info) VALUES (?, ?)",
+                         (info.id, _dumps(info.to_dict())))
+
+        await self._run(write)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+        await self._run(delete)
+
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
+        def read(conn: sqlite3.Connection) -> builtins.list[WorkerInfo]:
+            return [WorkerInfo.from_dict(json.loads(info))
+                    for (info,) in conn.execute("SELECT info FROM workers ORDER BY id")]
+
+        return await self._run(read)
