@@ -7,12 +7,17 @@ instead of raising, unless ``raise_server_exceptions=True``.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
 
 import httpx
-from starlette.testclient import TestClient as _StarletteTestClient
+
+with warnings.catch_warnings():
+    # Starlette >= 1.x prefers "httpx2" for its test client; httpx works the same here.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient as _StarletteTestClient
 
 __all__ = ["AsyncTestClient", "TestClient"]
 

@@ -30,6 +30,7 @@ import anyio.abc
 from ..exceptions import ManagerNotRunning, TaskNotFound, TaskWaitTimeout
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskRecord, TaskStatus
 from .background_settings import BackgroundSettings
+from .errors import single_exception
 from .request_tasks import current_request_tasks
 
 if TYPE_CHECKING:
@@ -208,18 +209,19 @@ class BackgroundTaskManager:
         self._stopping = False
         self._limiter = anyio.CapacityLimiter(self.settings.thread_limit)
         try:
-            async with anyio.create_task_group() as tg:
-                self._task_group = tg
-                for _ in range(self.settings.max_concurrency):
-                    tg.start_soon(self._run_forever)
-                self._accepting = True
-                try:
-                    yield self
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await self._shutdown(
-                            self.settings.shutdown_grace if grace is None else grace
-                        )
+            with single_exception():
+                async with anyio.create_task_group() as tg:
+                    self._task_group = tg
+                    for _ in range(self.settings.max_concurrency):
+                        tg.start_soon(self._run_forever)
+                    self._accepting = True
+                    try:
+                        yield self
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await self._shutdown(
+                                self.settings.shutdown_grace if grace is None else grace
+                            )
         finally:
             self._task_group = None
             self._accepting = False

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.abc
 
+from ..core.errors import single_exception
 from ..core.request_tasks import current_request_tasks
 from ..exceptions import MissingParentError, QueueError
 from ..types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
@@ -270,23 +271,24 @@ class QueuedTasks:
         self._storage = storage
         run_worker = self.settings.embedded_worker if worker is None else worker
         try:
-            async with anyio.create_task_group() as tg:
-                self._task_group = tg
-                tg.start_soon(self._flusher)
-                if run_worker:
-                    self.worker = Worker(self)
-                    await tg.start(self.worker.run)
-                try:
-                    yield self
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        try:
-                            await self.flush()
-                        except Exception:
-                            logger.exception("storing queued tasks at shutdown failed")
-                        if self.worker is not None:
-                            await self.worker.stop_and_wait()
-                    tg.cancel_scope.cancel()
+            with single_exception():
+                async with anyio.create_task_group() as tg:
+                    self._task_group = tg
+                    tg.start_soon(self._flusher)
+                    if run_worker:
+                        self.worker = Worker(self)
+                        await tg.start(self.worker.run)
+                    try:
+                        yield self
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            try:
+                                await self.flush()
+                            except Exception:
+                                logger.exception("storing queued tasks at shutdown failed")
+                            if self.worker is not None:
+                                await self.worker.stop_and_wait()
+                        tg.cancel_scope.cancel()
         finally:
             self._task_group = None
             self.worker = None
