@@ -73,7 +73,7 @@ class SendSpy:
         self.log = log
 
     async def __call__(self, message: dict[str, Any]) -> None:
-        self.log.append(message["type"] + ("" if message.get("more_body") else ""))
+        self.log.append(message["type"])
 
 
 async def drive(app: QakeAPI, path: str, log: list[str]) -> None:
@@ -206,9 +206,9 @@ def test_failing_startup_hook_fails_startup(caplog: pytest.LogCaptureFixture) ->
     async def broken() -> None:
         raise RuntimeError("database unreachable")
 
-    with caplog.at_level(logging.ERROR), pytest.raises(RuntimeError, match="database"):
-        with TestClient(app):
-            pass
+    with caplog.at_level(logging.ERROR), pytest.raises(RuntimeError, match="database"), \
+            TestClient(app):
+        pass
     assert any("startup hook" in r.getMessage() for r in caplog.records)
 
 
