@@ -27,8 +27,8 @@ logger = logging.getLogger("qakeapi.worker")
 class TaskExecution:
     """Runs ``record`` once in its own cancel scope and says what happened."""
 
-    __slots__ = ("_abandoned", "_cancel_reason", "_give_back", "context", "record", "scope",
-                 "worker")
+    __slots__ = ("_abandoned", "_cancel_reason", "_cancelled", "_give_back", "context", "record",
+                 "scope", "worker")
 
     def __init__(self, worker: Worker, record: TaskRecord) -> None:
         self.worker = worker
@@ -36,11 +36,14 @@ class TaskExecution:
         self.context = TaskContext(record.id, dict(record.context), list(record.logs),
                                    on_change=worker.progress_changed)
         self.scope: anyio.CancelScope | None = None
+        self._cancelled = False
         self._cancel_reason: str | None = None
         self._give_back: str | None = None
         self._abandoned = False
 
-    def cancel(self, reason: str) -> None:
+    def cancel(self, reason: str | None = None) -> None:
+        """Stop the task and record it cancelled (``reason`` None keeps the stored one)."""
+        self._cancelled = True
         self._cancel_reason = reason
         self._stop()
 
@@ -109,7 +112,7 @@ class TaskExecution:
         try:
             with anyio.CancelScope() as scope:
                 self.scope = scope
-                if self._cancel_reason is not None or self._give_back is not None:
+                if self._cancelled or self._give_back is not None:
                     scope.cancel()
                 with anyio.move_on_after(timeout or None) as deadline:
                     result = await self._call(registered, args, kwargs, limiter)
@@ -123,9 +126,9 @@ class TaskExecution:
             return None
         if self._give_back is not None:
             return self._outcome(TaskStatus.PENDING, run_at=None, error=record.error)
-        if self._cancel_reason is not None:
+        if self._cancelled:
             logger.warning("task %s (%s) cancelled: %s", record.id, record.name,
-                           self._cancel_reason)
+                           self._cancel_reason or "on request")
             return self._outcome(TaskStatus.CANCELLED, cancel_reason=self._cancel_reason)
         if timed_out:
             timeout_error = TimeoutError(f"task {record.id} timed out after {timeout} s")

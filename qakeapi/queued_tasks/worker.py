@@ -77,7 +77,7 @@ class Worker:
     def _on_cancel(self, task_id: str) -> None:
         execution = self.running.get(task_id)
         if execution is not None:
-            execution.cancel("cancelled by request")
+            execution.cancel()
 
     # -- main -------------------------------------------------------------------------
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED

@@ -279,16 +279,17 @@ class SQLiteStorage(QueueStorage):
                     wake = wake or cursor.rowcount > 0
                 else:
                     result = None if o.result is None else _dumps(o.result)
-                    reason = (o.cancel_reason or "cancelled") if (
-                        o.status is TaskStatus.CANCELLED) else None
+                    cancelled = o.status is TaskStatus.CANCELLED
+                    reason = (o.cancel_reason or "cancelled") if cancelled else None
                     cursor = conn.execute(
                         "UPDATE tasks SET status = ?, result = ?, error = ?, finished_at = ?, "
                         "worker_id = NULL, lease_expires_at = NULL, "
-                        "cancel_reason = coalesce(?, cancel_reason), "
+                        "cancel_reason = CASE WHEN ? THEN coalesce(?, cancel_reason, ?) "
+                        "ELSE cancel_reason END, "
                         "context = coalesce(?, context), logs = coalesce(?, logs) "
                         "WHERE id = ? AND status = 'running' AND worker_id = ?",
-                        (o.status.value, result, error, now, reason, context, logs, o.id,
-                         worker_id))
+                        (o.status.value, result, error, now, cancelled, o.cancel_reason,
+                         reason, context, logs, o.id, worker_id))
                     if cursor.rowcount:
                         wake = self._after_end(conn, o.id, o.status, now) or wake
                 if cursor.rowcount:

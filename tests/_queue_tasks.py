@@ -1,0 +1,95 @@
+"""Module-level task functions for the queue tests (workers find tasks by module:name)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from typing import Any
+
+import anyio
+
+from qakeapi.exceptions import NoRetry, Retry
+from qakeapi.queued_tasks import get_context, getLogger, set_context
+
+runs: dict[str, int] = {}
+gates: dict[str, anyio.Event] = {}
+
+
+class AuthError(Exception):
+    pass
+
+
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+def multiply(a: int, b: int) -> int:
+    return a * b
+
+
+async def echo(value: Any) -> Any:
+    return value
+
+
+async def types_roundtrip(when: dt.datetime, day: dt.date, key: uuid.UUID,
+                          amount: decimal.Decimal, blob: bytes) -> dict[str, Any]:
+    assert isinstance(when, dt.datetime) and isinstance(day, dt.date)
+    assert isinstance(key, uuid.UUID) and isinstance(amount, decimal.Decimal)
+    assert isinstance(blob, bytes)
+    return {"when": when, "day": day, "key": key, "amount": amount, "blob": blob}
+
+
+async def fail_times(key: str, times: int) -> str:
+    runs[key] = runs.get(key, 0) + 1
+    set_context("seen", runs[key])
+    getLogger("tests.queue").info("attempt %d", runs[key])
+    if runs[key] <= times:
+        raise RuntimeError(f"failure {runs[key]}")
+    return f"ok after {runs[key]}"
+
+
+async def auth_fails(key: str) -> None:
+    runs[key] = runs.get(key, 0) + 1
+    raise AuthError("bad credentials")
+
+
+async def no_retry(key: str) -> None:
+    runs[key] = runs.get(key, 0) + 1
+    raise NoRetry("permanent")
+
+
+async def retry_later(key: str) -> str:
+    runs[key] = runs.get(key, 0) + 1
+    if runs[key] == 1:
+        raise Retry(delay=0.05)
+    return "second time"
+
+
+async def wait_gate(key: str) -> str:
+    set_context("progress", 50)
+    set_context("stage.name", "waiting")
+    getLogger("tests.queue").info("waiting at gate %s", key)
+    await gates[key].wait()
+    set_context("progress", 100)
+    return "through"
+
+
+async def sleep_for(seconds: float) -> str:
+    await anyio.sleep(seconds)
+    return "woke"
+
+
+async def returns_object() -> Any:
+    return object()
+
+
+async def record_order(key: str, name: str) -> str:
+    runs.setdefault(key + ":order", 0)
+    order = runs[key + ":order"] = runs[key + ":order"] + 1
+    set_context("order", order)
+    return name
+
+
+async def read_context_default() -> Any:
+    return get_context("missing.key", "fallback")
