@@ -50,6 +50,10 @@ class TaskStatus(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    def __hash__(self) -> int:
+        # Hash like the plain string, so ``counts["pending"]`` finds ``TaskStatus.PENDING``.
+        return str.__hash__(self)
+
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATUSES
