@@ -46,6 +46,8 @@ __all__ = [
 
 logger = logging.getLogger("qakeapi.tasks")
 
+_END_EVENTS = {status: f"task:{status.value}" for status in TaskStatus}
+
 RESERVED_OPTIONS = frozenset({"wait", "timeout", "retries", "task_kwargs"})
 """Keyword names ``add_task`` keeps for itself; pass a task's own through ``task_kwargs``."""
 
@@ -158,6 +160,7 @@ class BackgroundTaskManager:
         self._pending: deque[_Job] = deque()
         self._finished: deque[str] = deque()
         self._idle: list[anyio.Event] = []
+        self._waking = 0
         self._room_waiters: list[anyio.Event] = []
         self._all_done: anyio.Event | None = None
         self._limiter: anyio.CapacityLimiter | None = None
@@ -275,12 +278,7 @@ class BackgroundTaskManager:
         job = self._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
         if wait:
             job.done = anyio.Event()
-        if len(self._pending) < self.settings.max_pending and self._events is None:
-            self._pending.append(job)
-            if self._idle:
-                self._idle.pop().set()
-        else:
-            await self._submit(job)
+        await self._submit(job)
         if wait:
             assert job.done is not None
             await job.done.wait()
@@ -332,8 +330,8 @@ class BackgroundTaskManager:
                 self._room_waiters.append(room)
                 await room.wait()
         self._pending.append(job)
-        if self._idle:
-            self._idle.pop().set()
+        if self._idle and len(self._pending) > self._waking:
+            self._wake_one()
         if self._events is not None and self._events.has_listeners("task:created"):
             await self._events.emit("task:created", job)
 
@@ -342,8 +340,8 @@ class BackgroundTaskManager:
             self._finish_cancelled(job, "the manager stopped before the response was sent")
             return
         self._pending.append(job)
-        if self._idle:
-            self._idle.pop().set()
+        if self._idle and len(self._pending) > self._waking:
+            self._wake_one()
 
     async def hold(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                    timeout: float | None = None, retries: int = 0,
@@ -356,6 +354,11 @@ class BackgroundTaskManager:
         else:
             holder.participant(self, lambda: _HeldTasks(self)).jobs.append(job)
         return job.id
+
+    def _wake_one(self) -> None:
+        """Wake an idle runner, unless enough are already waking for what is pending."""
+        self._waking += 1
+        self._idle.pop().set()
 
     # -- running -----------------------------------------------------------------------
     def _take(self) -> _Job | None:
@@ -382,6 +385,7 @@ class BackgroundTaskManager:
                         idle = anyio.Event()
                         self._idle.append(idle)
                         await idle.wait()
+                        self._waking = max(0, self._waking - 1)
                         continue
                     runner.job = job
                     job.runner = runner
@@ -440,8 +444,8 @@ class BackgroundTaskManager:
                 job.runner = None
                 self._pending_emit(job)
                 return
-            if events is not None:
-                await self._emit_end(job)
+            if events is not None and events.has_listeners(_END_EVENTS[record.status]):
+                await events.emit(_END_EVENTS[record.status], record)
             return
 
     def _pending_emit(self, job: _Job) -> None:
@@ -452,7 +456,7 @@ class BackgroundTaskManager:
         events = self._events
         if events is None:
             return
-        name = "task:" + job.status.value
+        name = _END_EVENTS[job.status]
         if events.has_listeners(name):
             await events.emit(name, job)
 

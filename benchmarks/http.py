@@ -1,0 +1,135 @@
+"""Requests/s of an endpoint scheduling one background task: qakeapi vs bare Starlette
+(with Starlette's own BackgroundTasks), driven by the same load generator in the same run.
+
+(a) in-process: a minimal ASGI driver calling app(scope, receive, send), 64 at a time;
+(b) under uvicorn: each app served by its own uvicorn process, driven over loopback by
+    64 concurrent httpx clients (a bounded number of requests).
+
+    python benchmarks/http.py [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is named like the stdlib package it would shadow when run as a script.
+HERE = os.path.dirname(os.path.abspath(__file__))
+APPS = os.path.join(HERE, "apps")
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE] + [APPS]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import http_apps  # noqa: E402
+import httpx  # noqa: E402
+
+CONCURRENCY = 64
+SCOPE: dict[str, Any] = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+    "scheme": "http", "path": "/order", "raw_path": b"/order", "query_string": b"",
+    "root_path": "", "headers": [(b"host", b"bench"), (b"content-length", b"0")],
+    "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+}
+
+
+async def drive_in_process(app: Any, n: int) -> float:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    remaining = n
+
+    async def client() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await app(dict(SCOPE), receive, send)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+    return n / (time.perf_counter() - start)
+
+
+async def in_process(name: str, app: Any, n: int) -> float:
+    if name == "qakeapi":
+        async with app.lifespan():
+            await drive_in_process(app, n // 10)
+            return await drive_in_process(app, n)
+    await drive_in_process(app, n // 10)
+    return await drive_in_process(app, n)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def drive_server(url: str, n: int) -> float:
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+        remaining = n
+
+        async def client() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                response = await http.post(url)
+                assert response.status_code == 200
+
+        for _ in range(CONCURRENCY):
+            await http.post(url)
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+        return n / (time.perf_counter() - start)
+
+
+def under_uvicorn(target: str, n: int) -> float:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", f"http_apps:{target}", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        cwd=APPS, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.post(f"http://127.0.0.1:{port}/order", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("uvicorn did not start") from None
+                time.sleep(0.1)
+        return asyncio.run(drive_server(f"http://127.0.0.1:{port}/order", n))
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_local, n_server = (2_000, 500) if args.quick else (50_000, 10_000)
+    print(f"one background task per request (in-process N={n_local:,}, uvicorn N={n_server:,})")
+    print(f"{'driver':<12}{'starlette':>12}{'qakeapi':>12}{'ratio':>8}")
+    starlette_rate = asyncio.run(in_process("starlette", http_apps.starlette_app, n_local))
+    qakeapi_rate = asyncio.run(in_process("qakeapi", http_apps.qakeapi_app, n_local))
+    print(f"{'in-process':<12}{starlette_rate:>12,.0f}{qakeapi_rate:>12,.0f}"
+          f"{qakeapi_rate / starlette_rate:>8.2f}")
+    starlette_rate = under_uvicorn("starlette_app", n_server)
+    qakeapi_rate = under_uvicorn("qakeapi_app", n_server)
+    print(f"{'uvicorn':<12}{starlette_rate:>12,.0f}{qakeapi_rate:>12,.0f}"
+          f"{qakeapi_rate / starlette_rate:>8.2f}")
+    print("ratio target >= 0.90")
+
+
+if __name__ == "__main__":
+    main()

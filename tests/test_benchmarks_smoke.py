@@ -1,0 +1,25 @@
+"""The benchmark scripts run (small N) and print their ratio lines. No timing assertions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ._docs import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(("script", "expected"), [
+    ("inprocess.py", ["ratio async:", "ratio sync:", "peak RSS qakeapi async run:"]),
+    ("http.py", ["in-process", "uvicorn", "ratio target"]),
+    ("sqlite_queue.py", ["drain, 1 worker process", "huey", "idle latency"]),
+])
+def test_benchmark_quick_run(script: str, expected: list[str]) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    for line in expected:
+        assert line in result.stdout, result.stdout
