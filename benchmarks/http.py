@@ -18,15 +18,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 APPS = os.path.join(HERE, "apps")
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE] + [APPS]
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import socket
+import subprocess
+import time
+from typing import Any
 
-import http_apps  # noqa: E402
-import httpx  # noqa: E402
+import http_apps
+import httpx
 
 CONCURRENCY = 64
 SCOPE: dict[str, Any] = {

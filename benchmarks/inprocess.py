@@ -12,6 +12,13 @@ Peak RSS of each 200,000-task run is measured in a fresh subprocess.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/http.py would shadow the stdlib "http" package for scripts run from this folder.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
 import argparse
 import asyncio
 import json
