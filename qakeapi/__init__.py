@@ -1,38 +1,78 @@
 """qakeapi: an ASGI micro-framework whose background tasks grow into durable queued tasks.
 
-(Temporary lazy exports while the package is assembled; the lead replaces this with explicit
-imports at integration.)
+Background tasks run in the process after the response (``add_background_task``); queued
+tasks (``QueuedTasks.add_task``) are stored in the backend named by ``QUEUE_URL`` and run by
+workers, with dependencies, retries, progress and logs.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .app import QakeAPI
+from .core.background import BackgroundTaskManager, add_background_task
+from .dependencies import Inject
+from .events import EventBus
+from .exceptions import (
+    BackendUnavailable,
+    ConfigurationError,
+    CorruptTaskError,
+    HTTPException,
+    ManagerNotRunning,
+    MissingParentError,
+    NoRetry,
+    QakeAPIError,
+    QueueError,
+    Retry,
+    SerializationError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskNotFound,
+    TaskNotRegistered,
+    TaskWaitTimeout,
+)
+from .queued_tasks import QueuedTasks, QueueSettings, TaskRef, get_context, getLogger, set_context
+from .requests import Request
+from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from .routing import Router
+from .types import TaskErrorInfo, TaskRecord, TaskStatus
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "QakeAPI": "qakeapi.app",
-    "Router": "qakeapi.routing",
-    "Inject": "qakeapi.dependencies",
-    "EventBus": "qakeapi.events",
-    "add_background_task": "qakeapi.core.background",
-    "BackgroundTaskManager": "qakeapi.core.background",
-    "QueuedTasks": "qakeapi.queued_tasks",
-    "TaskRef": "qakeapi.queued_tasks",
-    "set_context": "qakeapi.queued_tasks",
-    "get_context": "qakeapi.queued_tasks",
-    "getLogger": "qakeapi.queued_tasks",
-    "HTTPException": "qakeapi.exceptions",
-    "Retry": "qakeapi.exceptions",
-    "NoRetry": "qakeapi.exceptions",
-    "TaskRecord": "qakeapi.types",
-    "TaskStatus": "qakeapi.types",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'qakeapi' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__ = [
+    "BackendUnavailable",
+    "BackgroundTaskManager",
+    "ConfigurationError",
+    "CorruptTaskError",
+    "EventBus",
+    "HTMLResponse",
+    "HTTPException",
+    "Inject",
+    "JSONResponse",
+    "ManagerNotRunning",
+    "MissingParentError",
+    "NoRetry",
+    "PlainTextResponse",
+    "QakeAPI",
+    "QakeAPIError",
+    "QueueError",
+    "QueueSettings",
+    "QueuedTasks",
+    "Request",
+    "Response",
+    "Retry",
+    "Router",
+    "SerializationError",
+    "TaskCancelledError",
+    "TaskErrorInfo",
+    "TaskFailedError",
+    "TaskNotFound",
+    "TaskNotRegistered",
+    "TaskRecord",
+    "TaskRef",
+    "TaskStatus",
+    "TaskWaitTimeout",
+    "__version__",
+    "add_background_task",
+    "getLogger",
+    "get_context",
+    "set_context",
+]
