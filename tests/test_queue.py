@@ -1,11 +1,11 @@
-"""Queued tasks end to end with the embedded worker, on memory and on a real SQLite file."""
+"""Queued tasks end to end with the embedded worker: memory, a real SQLite file, real Redis."""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,18 @@ from qakeapi.queued_tasks import QueuedTasks, QueueSettings, set_context
 from qakeapi.types import TaskStatus
 
 from . import _queue_tasks as t
+from ._redis import redis_queue_url
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/queue.db"
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "redis":
+        with redis_queue_url() as url:
+            yield url
+    else:
+        yield "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/queue.db"
 
 
 def fast_settings(url: str, **changes: Any) -> QueueSettings:

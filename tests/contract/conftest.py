@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from qakeapi.queued_tasks.backends import QueueStorage, open_storage
 
-BACKENDS = ["memory", "sqlite"]
+from .._redis import redis_queue_url
+
+BACKENDS = ["memory", "sqlite", "redis"]
 
 
 @pytest.fixture(params=BACKENDS)
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[QueueStorage]:
-    url = {"memory": "memory://", "sqlite": f"sqlite:///{tmp_path}/queue.db"}[request.param]
-    store = open_storage(url)
-    await store.connect()
-    try:
-        yield store
-    finally:
-        await store.close()
+    with ExitStack() as stack:
+        if request.param == "redis":
+            url = stack.enter_context(redis_queue_url())
+        else:
+            url = {"memory": "memory://", "sqlite": f"sqlite:///{tmp_path}/queue.db"}[
+                request.param]
+        store = open_storage(url)
+        await store.connect()
+        try:
+            yield store
+        finally:
+            await store.close()

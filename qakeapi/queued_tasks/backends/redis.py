@@ -1,0 +1,359 @@
+"""``redis://host:port/db``: queued tasks shared by workers on many machines.
+
+Every state change is one Lua script (:mod:`.redis_scripts` describes the key layout), so
+claiming is atomic across workers; idle workers wait on pub/sub, not by polling. Install the
+driver with ``pip install "qakeapi[redis]"``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from ...exceptions import BackendUnavailable, CorruptTaskError, MissingParentError, TaskNotFound
+from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
+from . import redis_scripts as lua
+from .base import QueueStorage, RenewResult
+
+__all__ = ["RedisStorage", "parse_redis_url"]
+
+logger = logging.getLogger("qakeapi.queue")
+T = TypeVar("T")
+DEFAULT_PREFIX = "qakeapi"
+LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
+_REDIS_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+def parse_redis_url(url: str) -> tuple[str, str, str]:
+    """``(url for redis-py, key prefix, host:port for messages)``; ``?prefix=`` is ours."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    prefix = next((v for k, v in query if k == "prefix"), DEFAULT_PREFIX)
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+    return urlunsplit(parts._replace(query=rest)), prefix, where
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _opt_float(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
+def _record(task_id: str, h: dict[str, str]) -> TaskRecord:
+    try:
+        fixed = json.loads(h["s"])
+        return TaskRecord(
+            id=task_id, name=fixed["name"], status=TaskStatus(h["status"]),
+            args=fixed["args"], kwargs=fixed["kwargs"], attempts=int(h.get("attempts") or 0),
+            max_retries=int(fixed["max_retries"]), timeout=fixed.get("timeout"),
+            priority=int(fixed.get("priority", 0)), created_at=float(fixed["created_at"]),
+            result=json.loads(h["result"]) if h.get("result") else None,
+            error=TaskErrorInfo.from_dict(json.loads(h["error"])) if h.get("error") else None,
+            started_at=_opt_float(h.get("started_at")),
+            finished_at=_opt_float(h.get("finished_at")),
+            run_at=_opt_float(h.get("run_at")), parents=tuple(fixed.get("parents", ())),
+            context=json.loads(h["context"]) if h.get("context") else {},
+            logs=json.loads(h["logs"]) if h.get("logs") else [],
+            unique_key=fixed.get("unique_key"), worker_id=h.get("worker_id") or None,
+            lease_expires_at=_opt_float(h.get("lease")),
+            cancel_reason=h.get("cancel_reason") or None,
+            cancel_requested=h.get("cancel_requested") == "1",
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptTaskError(f"task {task_id} in Redis is corrupt: {exc!r}") from exc
+
+
+class RedisStorage(QueueStorage):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._redis_url, self.prefix, self._where = parse_redis_url(url)
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+
+    # -- plumbing -----------------------------------------------------------------------
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise BackendUnavailable(f"the Redis queue at {self._where} is not connected")
+        return self._client
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    async def _call(self, what: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await what()
+        except redis_errors.AuthenticationError as exc:
+            raise BackendUnavailable(f"Redis at {self._where} refused the password: "
+                                     f"{exc}") from exc
+        except _REDIS_ERRORS as exc:
+            raise BackendUnavailable(f"Redis at {self._where} is unreachable: {exc}") from exc
+        except redis_errors.ResponseError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise BackendUnavailable(f"Redis at {self._where} refused the password: "
+                                         f"{exc}") from exc
+            raise
+
+    async def _run(self, script: str, *args: Any) -> Any:
+        runner = self._scripts.get(script)
+        if runner is None:
+            runner = self._scripts[script] = self.client.register_script(script)
+        return await self._call(lambda: runner(args=[self.prefix, *args]))
+
+    async def connect(self) -> None:
+        try:
+            client = aioredis.from_url(self._redis_url, decode_responses=True,
+                                       socket_connect_timeout=5, health_check_interval=10)
+        except ValueError as exc:
+            raise BackendUnavailable(f"bad Redis URL for {self._where}: {exc}") from exc
+        self._client = client
+        try:
+            await self._call(client.ping)
+        except BaseException:
+            self._client = None
+            await client.aclose()
+            raise
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        self._scripts.clear()
+        if client is not None:
+            await client.aclose()
+
+    # -- producing ------------------------------------------------------------------------
+    async def enqueue(self, records: Sequence[TaskRecord], *, now: float | None = None) -> (
+        builtins.list[TaskRecord]
+    ):
+        now = time.time() if now is None else now
+        payload = []
+        for r in records:
+            fixed = {"name": r.name, "args": list(r.args), "kwargs": r.kwargs,
+                     "max_retries": r.max_retries, "timeout": r.timeout,
+                     "priority": r.priority, "created_at": r.created_at,
+                     "parents": list(r.parents), "unique_key": r.unique_key}
+            due = r.run_at if r.run_at is not None else r.created_at
+            payload.append({
+                "id": r.id, "s": json.dumps(fixed, separators=(",", ":")),
+                "score": repr(-r.priority * 1e10 + due), "due": repr(due),
+                "run_at": _num(r.run_at), "uk": r.unique_key or "", "mr": str(r.max_retries),
+                "parents": list(r.parents), "created": repr(r.created_at),
+            })
+        result = await self._run(lua.ENQUEUE, repr(now), json.dumps(payload))
+        if result and result[0] == "missing":
+            raise MissingParentError(f"parent task {result[1]!r} of task {result[2]} does not "
+                                     f"exist")
+        stored: builtins.list[TaskRecord] = []
+        for record, answer in zip(records, result, strict=True):
+            task_id = answer[4:] if answer.startswith("dup:") else record.id
+            found = await self.get(task_id)
+            if found is None:
+                raise TaskNotFound(task_id)
+            stored.append(found)
+        return stored
+
+    # -- consuming ------------------------------------------------------------------------
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float, *,
+                    now: float | None = None) -> builtins.list[TaskRecord]:
+        now = time.time() if now is None else now
+        flat = await self._run(lua.CLAIM, worker_id, str(limit), repr(now),
+                               repr(now + lease_seconds))
+        claimed: builtins.list[TaskRecord] = []
+        corrupt: builtins.list[TaskOutcome] = []
+        i = 0
+        while i < len(flat):
+            task_id, size = flat[i], int(flat[i + 1])
+            fields = flat[i + 2: i + 2 + size]
+            i += 2 + size
+            h = dict(zip(fields[::2], fields[1::2], strict=True))
+            try:
+                claimed.append(_record(task_id, h))
+            except CorruptTaskError as exc:
+                logger.error("%s", exc)
+                corrupt.append(TaskOutcome(task_id, TaskStatus.FAILED,
+                                           error=TaskErrorInfo("CorruptTaskError", str(exc))))
+        if corrupt:
+            await self.finish(worker_id, corrupt, now=now)
+        return claimed
+
+    async def renew(self, worker_id: str, ids: Collection[str], lease_seconds: float, *,
+                    now: float | None = None) -> RenewResult:
+        now = time.time() if now is None else now
+        if not ids:
+            return RenewResult()
+        answer = await self._run(lua.RENEW, worker_id, repr(now + lease_seconds), *ids)
+        split = answer.index("|")
+        return RenewResult(lost=set(answer[:split]), cancel_requested=set(answer[split + 1:]))
+
+    async def save_progress(self, worker_id: str, task_id: str, context: dict[str, object],
+                            logs: builtins.list[str]) -> None:
+        await self._run(lua.SAVE_PROGRESS, worker_id, task_id, json.dumps(context),
+                        json.dumps(list(logs)))
+
+    async def finish(self, worker_id: str, outcomes: Sequence[TaskOutcome], *,
+                     now: float | None = None) -> builtins.list[str]:
+        now = time.time() if now is None else now
+        payload = [{
+            "id": o.id, "status": o.status.value,
+            "result": "" if o.result is None else json.dumps(o.result),
+            "error": "" if o.error is None else json.dumps(o.error.to_dict()),
+            "run_at": _num(o.run_at), "reason": o.cancel_reason or "",
+            "context": "" if o.context is None else json.dumps(o.context),
+            "logs": "" if o.logs is None else json.dumps(list(o.logs)),
+        } for o in outcomes]
+        if not payload:
+            return []
+        return list(await self._run(lua.FINISH, worker_id, repr(now), json.dumps(payload)))
+
+    async def reclaim_expired(self, *, now: float | None = None) -> builtins.list[str]:
+        now = time.time() if now is None else now
+        error = json.dumps(TaskErrorInfo("LeaseExpired", LOST_WORKER).to_dict())
+        return list(await self._run(lua.RECLAIM, repr(now), error))
+
+    async def next_due_at(self, *, now: float | None = None) -> float | None:
+        now = time.time() if now is None else now
+        client = self.client
+        if await self._call(lambda: client.zcard(self.key("ready"))):
+            return now
+        first = await self._call(
+            lambda: client.zrange(self.key("scheduled"), 0, 0, withscores=True))
+        return float(first[0][1]) if first else None
+
+    async def listen(self, on_work: Callable[[], None], on_cancel: Callable[[str], None]) -> None:
+        channel = self.key("events")
+        delay = 0.1
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(channel)
+                delay = 0.1
+                on_work()
+                async for message in pubsub.listen():
+                    data = message.get("data")
+                    if data == "w":
+                        on_work()
+                    elif isinstance(data, str) and data.startswith("c:"):
+                        on_cancel(data[2:])
+            except _REDIS_ERRORS as exc:
+                logger.warning("Redis at %s: notifications lost (%r); reconnecting in %.1f s",
+                               self._where, exc, delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    except Exception as exc:
+                        logger.debug("closing pub/sub failed: %r", exc)
+
+    # -- operating ------------------------------------------------------------------------
+    async def cancel(self, task_id: str, reason: str, *, now: float | None = None) -> TaskRecord:
+        now = time.time() if now is None else now
+        status = await self._run(lua.CANCEL, task_id, reason, repr(now))
+        if not status:
+            raise TaskNotFound(task_id)
+        record = await self.get(task_id)
+        if record is None:
+            raise TaskNotFound(task_id)
+        return record
+
+    async def requeue(self, task_id: str, *, now: float | None = None) -> TaskRecord:
+        now = time.time() if now is None else now
+        answer = await self._run(lua.REQUEUE, task_id, repr(now))
+        if not answer:
+            raise TaskNotFound(task_id)
+        if answer.startswith("bad:"):
+            raise ValueError(f"task {task_id} is {answer[4:]}; only failed or cancelled tasks "
+                             f"can be retried")
+        record = await self.get(task_id)
+        if record is None:
+            raise TaskNotFound(task_id)
+        return record
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        client = self.client
+        h: dict[str, str] = await self._call(
+            lambda: client.hgetall(self.key(f"t:{task_id}")))  # type: ignore[arg-type,return-value]
+        return _record(task_id, h) if h else None
+
+    async def _get_many(self, ids: Sequence[str]) -> builtins.list[TaskRecord]:
+        client = self.client
+
+        async def fetch() -> Any:
+            async with client.pipeline(transaction=False) as pipe:
+                for task_id in ids:
+                    pipe.hgetall(self.key(f"t:{task_id}"))
+                return await pipe.execute()
+
+        hashes = await self._call(fetch)
+        return [_record(i, h) for i, h in zip(ids, hashes, strict=True) if h]
+
+    async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
+                   offset: int = 0) -> builtins.list[TaskRecord]:
+        client = self.client
+        out: builtins.list[TaskRecord] = []
+        skipped = 0
+        start = 0
+        page = max(limit + offset, 200)
+        async def read_page(first: int) -> builtins.list[str]:
+            ids = await client.zrevrange(self.key("all"), first, first + page - 1)
+            return [str(i) for i in ids]
+
+        while len(out) < limit:
+            ids = await self._call(lambda: read_page(start))  # noqa: B023 - awaited at once
+            if not ids:
+                break
+            start += len(ids)
+            for record in await self._get_many(ids):
+                if status is not None and record.status is not status:
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                out.append(record)
+                if len(out) == limit:
+                    break
+        return out
+
+    async def stats(self, *, now: float | None = None) -> QueueStats:
+        client = self.client
+        raw = await self._call(lambda: client.hgetall(self.key("counts")))
+        counts = {s: max(0, int(raw.get(s.value, 0))) for s in TaskStatus}
+        first = await self._call(
+            lambda: client.zrange(self.key("readytime"), 0, 0, withscores=True))
+        oldest = float(first[0][1]) if first else None
+        return QueueStats(counts=counts, oldest_pending_at=oldest)
+
+    async def purge(self, statuses: Collection[TaskStatus], *,
+                    finished_before: float | None = None) -> int:
+        chosen = [s.value for s in statuses if s.is_terminal]
+        if not chosen:
+            return 0
+        upper = "+inf" if finished_before is None else f"({finished_before!r}"
+        return int(await self._run(lua.PURGE, upper, *chosen))
+
+    # -- workers --------------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo) -> None:
+        client = self.client
+        await self._call(lambda: client.hset(self.key("workers"), info.id,
+                                              json.dumps(info.to_dict())))
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        client = self.client
+        await self._call(lambda: client.hdel(self.key("workers"), worker_id))
+
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
+        client = self.client
+        raw = await self._call(lambda: client.hgetall(self.key("workers")))
+        return [WorkerInfo.from_dict(json.loads(v)) for _, v in sorted(raw.items())]
