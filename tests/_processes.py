@@ -18,7 +18,7 @@ from qakeapi import Inject, QakeAPI
 from qakeapi.queued_tasks import QueuedTasks
 
 app = QakeAPI()
-RUNS = os.environ["TASKAPP_RUNS"]
+RUNS = os.environ.get("TASKAPP_RUNS", "runs.txt")
 
 
 def _record(i):
