@@ -261,3 +261,13 @@ async def test_unknown_url_scheme() -> None:
 
 async def test_default_context_value(tasks: QueuedTasks) -> None:
     assert await tasks.add_task(t.read_context_default).result(5) == "fallback"
+
+
+async def test_script_functions_refused_for_durable_queues(tmp_path: Path) -> None:
+    import types
+
+    fn = types.FunctionType(t.add.__code__, {}, "add")
+    fn.__module__ = "__main__"
+    async with QueuedTasks(settings=fast_settings(f"sqlite:///{tmp_path}/q.db")) as tasks:
+        with pytest.raises(TypeError, match="__main__"):
+            tasks.add_task(fn, 1, 2)

@@ -165,6 +165,10 @@ class QueuedTasks:
                max_retries: int | None, timeout: float | None, unique_key: str | None,
                task_kwargs: Mapping[str, Any] | None) -> TaskRecord:
         name = task_name(fn)
+        if name.startswith("__main__:") and not self.settings.url.startswith("memory:"):
+            raise TypeError(
+                f"{name} is defined in the script being run (__main__): worker processes "
+                f"can't import it; move it into a module and import it from there")
         registered = self.registry.for_function(fn)
         options = registered.options
         if task_kwargs:
