@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import collections
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -142,3 +144,73 @@ def test_cli_on_unusable_queue_file(tmp_path: Path, case: str) -> None:
         assert result.returncode != 0
         assert "Traceback" not in result.stderr
         assert "SQLite queue" in result.stderr, result.stderr
+
+
+def test_sigterm_finishes_short_tasks_and_gives_back_long_ones(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    monkeypatch.setenv("TASKAPP_RUNS", str(tmp_path / "runs.txt"))
+    runs_file = write_task_app(tmp_path)
+    url = f"sqlite:///{tmp_path}/queue.db"
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import taskapp
+
+        async def add() -> tuple[str, str]:
+            async with QueuedTasks(url, embedded_worker=False) as tasks:
+                short = tasks.add_task(taskapp.work, 1, 1.0)
+                long = tasks.add_task(taskapp.work, 2, 60.0)
+                await tasks.flush()
+                return short.id, long.id
+
+        short_id, long_id = anyio.run(add)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("taskapp", None)
+    worker = start_worker(tmp_path, url, concurrency=4, QUEUE_SHUTDOWN_GRACE="2")
+    try:
+        wait_until(lambda: counts(url)[TaskStatus.RUNNING] == 2, 30, "both tasks running")
+    finally:
+        stop(worker, signal.SIGTERM)
+    assert worker.returncode == 0
+
+    async def read() -> tuple[Any, Any]:
+        async with QueuedTasks(url, embedded_worker=False) as tasks:
+            return await tasks.get(short_id), await tasks.get(long_id)
+
+    short, long = anyio.run(read)
+    assert short.status is TaskStatus.SUCCEEDED
+    assert (long.status, long.worker_id, long.lease_expires_at) == (TaskStatus.PENDING, None,
+                                                                    None)
+    assert read_runs(runs_file) == [1]
+
+
+@pytest.mark.anyio
+async def test_corrupt_row_fails_that_task_only(tmp_path: Path) -> None:
+    from qakeapi.exceptions import CorruptTaskError
+    from qakeapi.queued_tasks.backends import open_storage
+    from qakeapi.types import TaskRecord
+
+    url = f"sqlite:///{tmp_path}/queue.db"
+    storage = open_storage(url)
+    await storage.connect()
+    try:
+        records = [TaskRecord(id=name, name="m:f", args=[], kwargs={}, created_at=float(i))
+                   for i, name in enumerate(["bad", "good"])]
+        await storage.enqueue(records)
+        with sqlite3.connect(tmp_path / "queue.db") as conn:
+            conn.execute("UPDATE tasks SET args = '{not json' WHERE id = 'bad'")
+        with pytest.raises(CorruptTaskError, match="bad"):
+            await storage.get("bad")
+        claimed = await storage.claim("w", 10, 30)
+        assert [r.id for r in claimed] == ["good"]
+        with sqlite3.connect(tmp_path / "queue.db") as conn:
+            status, error = conn.execute(
+                "SELECT status, error FROM tasks WHERE id = 'bad'").fetchone()
+        assert status == "failed" and "CorruptTaskError" in error
+    finally:
+        await storage.close()
+    result = subprocess.run([sys.executable, "-m", "qakeapi", "queue", "show", "bad", "--url",
+                             url], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "corrupt" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -20,6 +20,7 @@ from ..constants import (
     ENV_QUEUE_MAX_RETRIES,
     ENV_QUEUE_MAX_WORKERS,
     ENV_QUEUE_RETENTION_SECONDS,
+    ENV_QUEUE_SHUTDOWN_GRACE,
     ENV_QUEUE_TASK_TIMEOUT,
     ENV_QUEUE_URL,
     RETRY_BASE_DELAY,
@@ -52,6 +53,7 @@ class QueueSettings:
     retry_base_delay: float = RETRY_BASE_DELAY
     retry_max_delay: float = RETRY_MAX_DELAY
     shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
+    """Seconds a stopping worker lets running tasks finish (QUEUE_SHUTDOWN_GRACE)."""
 
     def __post_init__(self) -> None:
         if self.max_workers < 1:
@@ -62,6 +64,8 @@ class QueueSettings:
             raise ConfigurationError(f"{ENV_QUEUE_MAX_RETRIES} must not be negative")
         if self.lease_seconds <= 0:
             raise ConfigurationError(f"{ENV_QUEUE_LEASE_SECONDS} must be positive")
+        if self.shutdown_grace < 0:
+            raise ConfigurationError(f"{ENV_QUEUE_SHUTDOWN_GRACE} must not be negative")
 
     @property
     def timeout(self) -> float | None:
@@ -83,6 +87,7 @@ class QueueSettings:
             (ENV_QUEUE_MAX_RETRIES, "max_retries", int),
             (ENV_QUEUE_LEASE_SECONDS, "lease_seconds", float),
             (ENV_QUEUE_RETENTION_SECONDS, "retention_seconds", float),
+            (ENV_QUEUE_SHUTDOWN_GRACE, "shutdown_grace", float),
         ):
             raw = env.get(var)
             if raw is None or raw.strip() == "":
