@@ -41,7 +41,7 @@ def sync_noop() -> None:
     return None
 
 
-async def floor_async(n: int, capacity: int) -> float:
+async def floor(n: int, capacity: int, sync: bool) -> float:
     queue: asyncio.Queue[object] = asyncio.Queue(capacity)
     done = asyncio.Event()
     finished = 0
@@ -50,41 +50,19 @@ async def floor_async(n: int, capacity: int) -> float:
         nonlocal finished
         while True:
             fn = await queue.get()
-            await fn()  # type: ignore[operator]
+            if sync:
+                await anyio.to_thread.run_sync(fn)  # type: ignore[arg-type]
+            else:
+                await fn()  # type: ignore[operator]
             finished += 1
             if finished == n:
                 done.set()
 
     workers = [asyncio.create_task(worker()) for _ in range(WORKERS)]
     start = time.perf_counter()
+    job = sync_noop if sync else noop
     for _ in range(n):
-        await queue.put(noop)
-    await done.wait()
-    elapsed = time.perf_counter() - start
-    for task in workers:
-        task.cancel()
-    await asyncio.gather(*workers, return_exceptions=True)
-    return n / elapsed
-
-
-async def floor_sync(n: int, capacity: int) -> float:
-    queue: asyncio.Queue[object] = asyncio.Queue(capacity)
-    done = asyncio.Event()
-    finished = 0
-
-    async def worker() -> None:
-        nonlocal finished
-        while True:
-            fn = await queue.get()
-            await anyio.to_thread.run_sync(fn)  # type: ignore[arg-type]
-            finished += 1
-            if finished == n:
-                done.set()
-
-    workers = [asyncio.create_task(worker()) for _ in range(WORKERS)]
-    start = time.perf_counter()
-    for _ in range(n):
-        await queue.put(sync_noop)
+        await queue.put(job)
     await done.wait()
     elapsed = time.perf_counter() - start
     for task in workers:
@@ -117,8 +95,8 @@ def child(kind: str, n: int) -> None:
 
     capacity = BackgroundTaskManager().settings.max_pending
     runs = {
-        "floor-async": lambda: floor_async(n, capacity),
-        "floor-sync": lambda: floor_sync(n, capacity),
+        "floor-async": lambda: floor(n, capacity, sync=False),
+        "floor-sync": lambda: floor(n, capacity, sync=True),
         "qakeapi-async": lambda: qakeapi_run(n, sync=False),
         "qakeapi-sync": lambda: qakeapi_run(n, sync=True),
     }

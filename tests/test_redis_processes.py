@@ -51,6 +51,15 @@ def counts(url: str) -> dict[TaskStatus, int]:
     return anyio.run(main)
 
 
+def status_of(url: str, task_id: str) -> TaskStatus | None:
+    async def read() -> TaskStatus | None:
+        async with QueuedTasks(url, embedded_worker=False) as tasks:
+            record = await tasks.get(task_id)
+            return None if record is None else record.status
+
+    return anyio.run(read)
+
+
 def test_sigkill_one_of_two_workers_during_2000_tasks(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKAPP_RUNS", str(tmp_path / "runs.txt"))
@@ -143,15 +152,8 @@ def test_cancel_running_task_from_another_process(tmp_path: Path,
         [task_id] = enqueue(tmp_path, url, 1, seconds=30)
         worker = start_worker(tmp_path, url, concurrency=2)
         try:
-            def running() -> bool:
-                async def read() -> bool:
-                    async with QueuedTasks(url, embedded_worker=False) as tasks:
-                        record = await tasks.get(task_id)
-                        return record is not None and record.status is TaskStatus.RUNNING
-
-                return anyio.run(read)
-
-            wait_until(running, 30, "the task to start")
+            wait_until(lambda: status_of(url, task_id) is TaskStatus.RUNNING, 30,
+                       "the task to start")
             result = subprocess.run(
                 [sys.executable, "-m", "qakeapi", "queue", "cancel", task_id, "--url", url,
                  "--json"], cwd=tmp_path, env=env_for(tmp_path), capture_output=True,
@@ -159,15 +161,8 @@ def test_cancel_running_task_from_another_process(tmp_path: Path,
             assert result.returncode == 0, result.stderr
             asked = time.monotonic()
 
-            def cancelled() -> bool:
-                async def read() -> bool:
-                    async with QueuedTasks(url, embedded_worker=False) as tasks:
-                        record = await tasks.get(task_id)
-                        return record is not None and record.status is TaskStatus.CANCELLED
-
-                return anyio.run(read)
-
-            wait_until(cancelled, 10, "the task to be cancelled")
+            wait_until(lambda: status_of(url, task_id) is TaskStatus.CANCELLED, 10,
+                       "the task to be cancelled")
             print(f"cancelled {time.monotonic() - asked:.3f} s after the request")
         finally:
             stop(worker)
