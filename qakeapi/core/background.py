@@ -13,7 +13,6 @@ in this process only: use queued tasks for work that must survive a restart.
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 import logging
 import os
@@ -27,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from ..exceptions import ManagerNotRunning, TaskNotFound, TaskWaitTimeout
+from ..exceptions import ManagerNotRunning, TaskWaitTimeout
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskRecord, TaskStatus
+from .background_jobs import DESCRIPTIONS, Job, Runner, TaskTable, describe_cached
 from .background_settings import BackgroundSettings
 from .errors import single_exception
 from .request_tasks import current_request_tasks
@@ -52,62 +52,6 @@ RESERVED_OPTIONS = frozenset({"wait", "timeout", "retries", "task_kwargs"})
 """Keyword names ``add_task`` keeps for itself; pass a task's own through ``task_kwargs``."""
 
 
-class TaskTable(dict[str, TaskRecord]):
-    """``manager.tasks``: records by id; a missing id raises :class:`TaskNotFound`."""
-
-    def __missing__(self, task_id: str) -> TaskRecord:
-        raise TaskNotFound(task_id)
-
-
-class _Job(TaskRecord):
-    """A background task's record plus what running it needs (one object per task)."""
-
-    __slots__ = ("done", "fn", "is_async", "runner")
-
-    done: anyio.Event | None
-    fn: Callable[..., Any]
-    is_async: bool
-    runner: _Runner | None
-
-
-class _Runner:
-    """One runner coroutine's cancel scope, shared by the jobs it runs one after another."""
-
-    __slots__ = ("job", "scope")
-
-    def __init__(self) -> None:
-        self.scope: anyio.CancelScope | None = None
-        self.job: _Job | None = None
-
-
-def _describe(fn: Callable[..., Any]) -> tuple[str, bool]:
-    """A task's name (``module:qualname``) and whether it is a coroutine function."""
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    module = getattr(target, "__module__", None) or ""
-    name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None)  # noqa: B004 - async callable objects
-    )
-    return (f"{module}:{name}" if module else name), is_async
-
-
-_DESCRIPTIONS: dict[Any, tuple[str, bool]] = {}
-_DESCRIPTIONS_MAX = 4096
-
-
-def _describe_cached(fn: Callable[..., Any]) -> tuple[str, bool]:
-    try:
-        return _DESCRIPTIONS[fn]
-    except KeyError:
-        pass
-    except TypeError:
-        return _describe(fn)
-    if len(_DESCRIPTIONS) >= _DESCRIPTIONS_MAX:
-        _DESCRIPTIONS.clear()
-    found = _DESCRIPTIONS[fn] = _describe(fn)
-    return found
-
-
 class _HeldTasks:
     """The tasks one request added; started once its response has been sent."""
 
@@ -115,7 +59,7 @@ class _HeldTasks:
 
     def __init__(self, manager: BackgroundTaskManager) -> None:
         self.manager = manager
-        self.jobs: list[_Job] = []
+        self.jobs: list[Job] = []
 
     async def flush(self) -> None:
         return None
@@ -156,8 +100,8 @@ class BackgroundTaskManager:
     def _setup(self, settings: BackgroundSettings) -> None:
         self.settings = settings
         self.tasks: TaskTable = TaskTable()
-        self._jobs: dict[str, _Job] = {}
-        self._pending: deque[_Job] = deque()
+        self._jobs: dict[str, Job] = {}
+        self._pending: deque[Job] = deque()
         self._finished: deque[str] = deque()
         self._idle: list[anyio.Event] = []
         self._waking = 0
@@ -286,25 +230,25 @@ class BackgroundTaskManager:
 
     def _new_job(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  timeout: float | None, retries: int,
-                 task_kwargs: Mapping[str, Any] | None) -> _Job:
+                 task_kwargs: Mapping[str, Any] | None) -> Job:
         if not self._accepting:
             raise ManagerNotRunning(
                 "the background task manager is not running: add tasks while the app runs, "
                 "or inside `async with BackgroundTaskManager():`"
             )
         try:
-            name, is_async = _DESCRIPTIONS[fn]
+            name, is_async = DESCRIPTIONS[fn]
         except (KeyError, TypeError):
             if not callable(fn):
                 raise TypeError(f"a background task must be callable, got {fn!r}") from None
-            name, is_async = _describe_cached(fn)
+            name, is_async = describe_cached(fn)
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         if retries and retries < 0:
             raise ValueError(f"retries must not be negative, got {retries!r}")
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
-        job = _Job(
+        job = Job(
             id=self._id_prefix + str(next(self._ids)),
             name=name,
             args=args,
@@ -320,7 +264,7 @@ class BackgroundTaskManager:
         self.tasks[job.id] = self._jobs[job.id] = job
         return job
 
-    async def _submit(self, job: _Job) -> None:
+    async def _submit(self, job: Job) -> None:
         if len(self._pending) >= self.settings.max_pending:
             while len(self._pending) >= self.settings.max_pending // 2 + 1:
                 if self._stopping:
@@ -335,7 +279,7 @@ class BackgroundTaskManager:
         if self._events is not None and self._events.has_listeners("task:created"):
             await self._events.emit("task:created", job)
 
-    def _submit_held(self, job: _Job) -> None:
+    def _submit_held(self, job: Job) -> None:
         if self._stopping or self._task_group is None:
             self._finish_cancelled(job, "the manager stopped before the response was sent")
             return
@@ -361,7 +305,7 @@ class BackgroundTaskManager:
         self._idle.pop().set()
 
     # -- running -----------------------------------------------------------------------
-    def _take(self) -> _Job | None:
+    def _take(self) -> Job | None:
         pending = self._pending
         if not pending:
             return None
@@ -373,7 +317,7 @@ class BackgroundTaskManager:
         return job
 
     async def _run_forever(self) -> None:
-        runner = _Runner()
+        runner = Runner()
         while not self._stopping:
             with anyio.CancelScope() as scope:
                 runner.scope = scope
@@ -398,12 +342,12 @@ class BackgroundTaskManager:
                 self._after_cancel(job)
                 await self._emit_end(job)
 
-    def _fail(self, job: _Job, exc: Exception) -> None:
+    def _fail(self, job: Job, exc: Exception) -> None:
         self._finish(job, TaskStatus.FAILED, None, TaskErrorInfo.from_exception(exc))
         logger.error("background task %s (%s) failed", job.id, job.name,
                      exc_info=(type(exc), exc, exc.__traceback__))
 
-    async def _run_job(self, job: _Job, scope: anyio.CancelScope) -> None:
+    async def _run_job(self, job: Job, scope: anyio.CancelScope) -> None:
         record = job
         events = self._events
         while True:
@@ -448,11 +392,11 @@ class BackgroundTaskManager:
                 await events.emit(_END_EVENTS[record.status], record)
             return
 
-    def _pending_emit(self, job: _Job) -> None:
+    def _pending_emit(self, job: Job) -> None:
         if self._task_group is not None and self._events is not None:
             self._task_group.start_soon(self._emit_end, job)
 
-    async def _emit_end(self, job: _Job) -> None:
+    async def _emit_end(self, job: Job) -> None:
         events = self._events
         if events is None:
             return
@@ -460,7 +404,7 @@ class BackgroundTaskManager:
         if events.has_listeners(name):
             await events.emit(name, job)
 
-    def _after_cancel(self, job: _Job) -> None:
+    def _after_cancel(self, job: Job) -> None:
         record = job
         if record.cancel_reason is None and record.timeout is not None:
             error = TaskErrorInfo("TimeoutError", f"timed out after {record.timeout} s",
@@ -473,7 +417,7 @@ class BackgroundTaskManager:
         logger.warning("background task %s (%s) cancelled: %s", record.id, record.name,
                        record.cancel_reason)
 
-    def _finish(self, job: _Job, status: TaskStatus, result: Any,
+    def _finish(self, job: Job, status: TaskStatus, result: Any,
                 error: TaskErrorInfo | None) -> None:
         record = job
         record.status = status
@@ -494,7 +438,7 @@ class BackgroundTaskManager:
         if self._all_done is not None and not self._jobs:
             self._all_done.set()
 
-    def _finish_cancelled(self, job: _Job, reason: str) -> None:
+    def _finish_cancelled(self, job: Job, reason: str) -> None:
         if job.status in TERMINAL_STATUSES:
             return
         job.cancel_reason = reason

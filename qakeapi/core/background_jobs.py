@@ -1,0 +1,71 @@
+"""What the background task manager keeps per task: records, runners, function facts."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from ..exceptions import TaskNotFound
+from ..types import TaskRecord
+
+__all__ = ["TaskTable"]
+
+
+class TaskTable(dict[str, TaskRecord]):
+    """``manager.tasks``: records by id; a missing id raises :class:`TaskNotFound`."""
+
+    def __missing__(self, task_id: str) -> TaskRecord:
+        raise TaskNotFound(task_id)
+
+
+class Job(TaskRecord):
+    """A background task's record plus what running it needs (one object per task)."""
+
+    __slots__ = ("done", "fn", "is_async", "runner")
+
+    done: anyio.Event | None
+    fn: Callable[..., Any]
+    is_async: bool
+    runner: Runner | None
+
+
+class Runner:
+    """One runner coroutine's cancel scope, shared by the jobs it runs one after another."""
+
+    __slots__ = ("job", "scope")
+
+    def __init__(self) -> None:
+        self.scope: anyio.CancelScope | None = None
+        self.job: Job | None = None
+
+
+def _describe(fn: Callable[..., Any]) -> tuple[str, bool]:
+    """A task's name (``module:qualname``) and whether it is a coroutine function."""
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    module = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        getattr(target, "__call__", None)  # noqa: B004 - async callable objects
+    )
+    return (f"{module}:{name}" if module else name), is_async
+
+
+DESCRIPTIONS: dict[Any, tuple[str, bool]] = {}
+DESCRIPTIONS_MAX = 4096
+
+
+def describe_cached(fn: Callable[..., Any]) -> tuple[str, bool]:
+    try:
+        return DESCRIPTIONS[fn]
+    except KeyError:
+        pass
+    except TypeError:
+        return _describe(fn)
+    if len(DESCRIPTIONS) >= DESCRIPTIONS_MAX:
+        DESCRIPTIONS.clear()
+    found = DESCRIPTIONS[fn] = _describe(fn)
+    return found
