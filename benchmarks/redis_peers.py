@@ -357,7 +357,7 @@ def run_worker():
 
 PEERS = {
     "streaq": (["streaq", "redis"], STREAQ),
-    "saq": (["saq", "redis"], SAQ),
+    "saq": (["saq", "redis", "typing_extensions"], SAQ),
     "taskiq": (["taskiq", "taskiq-redis", "redis>=5"], TASKIQ),
     "arq": (["arq", "redis<6"], ARQ),
 }

@@ -156,6 +156,9 @@ class RedisStorage(QueueStorage):
                                      f"exist")
         stored: builtins.list[TaskRecord] = []
         for record, answer in zip(records, result, strict=True):
+            if answer == "ok":
+                stored.append(record)  # stored exactly as given: no round trip to read it
+                continue
             task_id = answer[4:] if answer.startswith("dup:") else record.id
             found = await self.get(task_id)
             if found is None:
