@@ -85,6 +85,8 @@ class EventBus:
         return found
 
     def has_listeners(self, name: str) -> bool:
+        if not self._listeners:
+            return False
         return bool(self._matching(name))
 
     async def emit(self, name: str, data: Any = None) -> None:

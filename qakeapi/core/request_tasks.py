@@ -66,13 +66,15 @@ class RequestTasks:
 
     def participant(self, key: object, factory: Callable[[], P]) -> P:
         """The participant registered under ``key``, created by ``factory`` on first use."""
-        if self._participants is None:
-            self._participants = {}
-        found = self._participants.get(key)
-        if found is None:
-            found = factory()
-            self._participants[key] = found
-        return found  # type: ignore[return-value]
+        participants = self._participants
+        if participants is None:
+            found: RequestParticipant = factory()
+            self._participants = {key: found}
+            return found  # type: ignore[return-value]
+        found_or_none = participants.get(key)
+        if found_or_none is None:
+            found_or_none = participants[key] = factory()
+        return found_or_none  # type: ignore[return-value]
 
     async def flush(self) -> None:
         if self._participants and self._state == 0:
