@@ -272,3 +272,12 @@ async def test_configure_rejects_bad_values() -> None:
     with pytest.raises(TypeError):
         BackgroundTaskManager().configure(nonsense=1)
     BackgroundTaskManager.reset()
+
+
+async def test_records_are_built_with_the_right_fields(manager: BackgroundTaskManager) -> None:
+    task_id = await manager.add_task(double, 4, timeout=5, retries=1, wait=True)
+    record = manager.tasks[task_id]
+    assert (record.args, record.kwargs, record.max_retries, record.timeout, record.priority,
+            record.status, record.result, record.error) == (
+        (4,), {}, 1, 5, 0, TaskStatus.SUCCEEDED, 8, None)
+    assert record.created_at <= record.started_at <= record.finished_at  # type: ignore[operator]

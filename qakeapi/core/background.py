@@ -46,6 +46,7 @@ __all__ = [
 
 logger = logging.getLogger("qakeapi.tasks")
 
+_PENDING = TaskStatus.PENDING
 _END_EVENTS = {status: f"task:{status.value}" for status in TaskStatus}
 
 RESERVED_OPTIONS = frozenset({"wait", "timeout", "retries", "task_kwargs"})
@@ -195,7 +196,7 @@ class BackgroundTaskManager:
         for job in list(self._jobs.values()):
             if job.runner is not None and job.runner.scope is not None:
                 job.cancel_reason = "shutdown: still running after the grace period"
-                job.runner.scope.cancel()
+                job.runner.cancel()
             elif job.status is TaskStatus.PENDING:
                 self._finish_cancelled(job, "shutdown: the manager stopped")
         self._stopping = True
@@ -222,7 +223,16 @@ class BackgroundTaskManager:
         job = self._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
         if wait:
             job.done = anyio.Event()
-        await self._submit(job)
+        pending = self._pending
+        if len(pending) < self.settings.max_pending:
+            pending.append(job)
+            if self._idle and len(pending) > self._waking:
+                self._wake_one()
+            events = self._events
+            if events is not None and events.has_listeners("task:created"):
+                await events.emit("task:created", job)
+        else:
+            await self._submit(job)
         if wait:
             assert job.done is not None
             await job.done.wait()
@@ -248,15 +258,10 @@ class BackgroundTaskManager:
             raise ValueError(f"retries must not be negative, got {retries!r}")
         if task_kwargs:
             kwargs = {**kwargs, **task_kwargs}
-        job = Job(
-            id=self._id_prefix + str(next(self._ids)),
-            name=name,
-            args=args,
-            kwargs=kwargs,
-            max_retries=retries,
-            timeout=timeout,
-            created_at=time.time(),
-        )
+        # Positional (id, name, status, args, kwargs, attempts, max_retries, timeout,
+        # priority, result, error, created_at): about twice as fast as keywords on this path.
+        job = Job(self._id_prefix + str(next(self._ids)), name, _PENDING, args, kwargs, 0,
+                  retries, timeout, 0, None, None, time.time())
         job.fn = fn
         job.is_async = is_async
         job.done = None
@@ -321,7 +326,8 @@ class BackgroundTaskManager:
         while not self._stopping:
             with anyio.CancelScope() as scope:
                 runner.scope = scope
-                while not scope.cancel_called:
+                runner.cancelled = False
+                while not runner.cancelled:
                     job = self._take()
                     if job is None:
                         if self._stopping:
@@ -333,7 +339,7 @@ class BackgroundTaskManager:
                         continue
                     runner.job = job
                     job.runner = runner
-                    await self._run_job(job, scope)
+                    await self._run_job(job, runner, scope)
                     runner.job = None
             job = runner.job
             runner.job = None
@@ -347,7 +353,7 @@ class BackgroundTaskManager:
         logger.error("background task %s (%s) failed", job.id, job.name,
                      exc_info=(type(exc), exc, exc.__traceback__))
 
-    async def _run_job(self, job: Job, scope: anyio.CancelScope) -> None:
+    async def _run_job(self, job: Job, runner: Runner, scope: anyio.CancelScope) -> None:
         record = job
         events = self._events
         while True:
@@ -383,7 +389,7 @@ class BackgroundTaskManager:
                 if record.timeout is not None:
                     scope.deadline = float("inf")
                 self._finish(job, TaskStatus.SUCCEEDED, result, None)
-            if scope.cancel_called:
+            if runner.cancelled:
                 # A cancel() that arrived as the task ended: leave the scope before awaiting.
                 job.runner = None
                 self._pending_emit(job)
@@ -484,7 +490,7 @@ class BackgroundTaskManager:
             return record
         if job.runner is not None and job.runner.scope is not None:
             record.cancel_reason = reason
-            job.runner.scope.cancel()
+            job.runner.cancel()
             await self.wait(task_id)
         else:
             with suppress(ValueError):

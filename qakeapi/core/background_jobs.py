@@ -36,11 +36,18 @@ class Job(TaskRecord):
 class Runner:
     """One runner coroutine's cancel scope, shared by the jobs it runs one after another."""
 
-    __slots__ = ("job", "scope")
+    __slots__ = ("cancelled", "job", "scope")
 
     def __init__(self) -> None:
         self.scope: anyio.CancelScope | None = None
         self.job: Job | None = None
+        self.cancelled = False
+        """Set with the scope's cancellation, so the hot loop reads an attribute."""
+
+    def cancel(self) -> None:
+        if self.scope is not None:
+            self.cancelled = True
+            self.scope.cancel()
 
 
 def _describe(fn: Callable[..., Any]) -> tuple[str, bool]:
