@@ -79,10 +79,10 @@ def run_app(ns: dict[str, Any], settings: QueueSettings | None = None) -> tuple[
     return app, app.queued_tasks
 
 
-def wait_all_done(tasks: Any, expected: int) -> list[Any]:
+def wait_all_done(client: TestClient, tasks: Any, expected: int) -> list[Any]:
     deadline = time.monotonic() + 10
     while True:
-        records = _portal_list(tasks)
+        records = client.portal.call(tasks.list)
         done = [r for r in records if r.is_terminal]
         if len(done) >= expected:
             return records
@@ -90,19 +90,14 @@ def wait_all_done(tasks: Any, expected: int) -> list[Any]:
         time.sleep(0.02)
 
 
-def _portal_list(tasks: Any) -> list[Any]:
-    return tasks._test_portal.call(tasks.list)  # type: ignore[no-any-return]
-
-
 def exercise(ns: dict[str, Any], requests: list[tuple[str, Any]], expected_tasks: int,
              settings: QueueSettings | None = None) -> list[Any]:
     app, tasks = run_app(ns, settings)
     with TestClient(app) as client:
-        tasks._test_portal = client.portal
         for path, body in requests:
             response = client.post(path, json=body) if body is not None else client.post(path)
             assert response.status_code == 200, response.text
-        return wait_all_done(tasks, expected_tasks)
+        return wait_all_done(client, tasks, expected_tasks)
 
 
 def test_pattern_simple_background_job() -> None:
@@ -152,9 +147,8 @@ def test_progress_context_and_error_handling() -> None:
     app, tasks = run_app(ns)
     app_holder["app"] = app
     with TestClient(app) as client:
-        tasks._test_portal = client.portal
         client.post("/datasets/4")
-        records = wait_all_done(tasks, 2)
+        records = wait_all_done(client, tasks, 2)
     by_name = {r.name.split(":")[1]: r for r in records}
     dataset = by_name["process_dataset"]
     assert dataset.context == {"dataset": {"id": 4}, "progress": 100, "stage": "saving"}
@@ -204,12 +198,11 @@ def test_retried_versus_not_retried_errors() -> None:
     tasks.register(ns["api_task"], no_retry_on=[APIAuthError])
     api.script = [APIRateLimitError("slow down"), None]
     with TestClient(app) as client:
-        tasks._test_portal = client.portal
         client.post("/send/rate")
-        [rate] = wait_all_done(tasks, 1)
+        [rate] = wait_all_done(client, tasks, 1)
         api.script = [APIAuthError("bad key")]
         client.post("/send/auth")
-        records = wait_all_done(tasks, 2)
+        records = wait_all_done(client, tasks, 2)
     auth = next(r for r in records if r.id != rate.id)
     assert (rate.status, rate.attempts) == (TaskStatus.SUCCEEDED, 2)
     assert (auth.status, auth.attempts, auth.context) == (TaskStatus.FAILED, 1,

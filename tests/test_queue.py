@@ -271,3 +271,11 @@ async def test_script_functions_refused_for_durable_queues(tmp_path: Path) -> No
     async with QueuedTasks(settings=fast_settings(f"sqlite:///{tmp_path}/q.db")) as tasks:
         with pytest.raises(TypeError, match="__main__"):
             tasks.add_task(fn, 1, 2)
+
+
+async def test_configure_only_before_start(tasks: QueuedTasks) -> None:
+    with pytest.raises(QueueError, match="before it starts"):
+        tasks.configure(url="memory://")
+    fresh = QueuedTasks("memory://")
+    fresh.configure(url="sqlite:///x.db", embedded_worker=False)
+    assert fresh._resolve_settings().url == "sqlite:///x.db"

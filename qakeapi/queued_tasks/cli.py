@@ -38,9 +38,7 @@ def _queue_for(app_path: str | None, url: str | None) -> QueuedTasks:
         tasks = getattr(app, "queued_tasks", None)
         if not isinstance(tasks, QueuedTasks):
             raise click.ClickException(f"{app_path} is not a qakeapi app (no queued_tasks)")
-        if url:
-            tasks._url = url
-            tasks._given_settings = None
+        tasks.configure(url=url)
         return tasks
     return QueuedTasks(url)
 
@@ -138,7 +136,7 @@ async def _run_worker(app_path: str, url: str | None, concurrency: int | None) -
     from .worker import Worker
 
     tasks = _queue_for(app_path, url)
-    tasks._embedded_override = False
+    tasks.configure(embedded_worker=False)
     app = load_app(app_path)
     async with app.lifespan():
         worker = Worker(tasks, concurrency=concurrency)

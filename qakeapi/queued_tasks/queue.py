@@ -74,6 +74,17 @@ class QueuedTasks:
         self.worker: Worker | None = None
         self._stack: AsyncExitStack | None = None
 
+    def configure(self, *, url: str | None = None, embedded_worker: bool | None = None) -> None:
+        """Override the URL and/or the embedded worker before the queue starts (the CLI
+        does this for ``--url`` and worker processes)."""
+        if self.started:
+            raise QueueError("configure the queue before it starts")
+        if url is not None:
+            self._url = url
+            self._given_settings = None
+        if embedded_worker is not None:
+            self._embedded_override = embedded_worker
+
     # -- registration -----------------------------------------------------------------
     def task(self, fn: F | None = None, *, name: str | None = None,
              max_retries: int | None = None, timeout: float | None = None,

@@ -25,6 +25,7 @@ import anyio
 import anyio.abc
 
 from ..constants import HEARTBEAT_FRACTION, IDLE_RECHECK_SECONDS, PROGRESS_FLUSH_SECONDS
+from ..types import WorkerInfo
 from .execution import TaskExecution
 from .retry import backoff_delay
 
@@ -235,9 +236,7 @@ class Worker:
                 await self.queue._emit("task:retrying", record)
 
     # -- heartbeat and progress -------------------------------------------------------
-    def _info(self) -> Any:
-        from ..types import WorkerInfo
-
+    def _info(self) -> WorkerInfo:
         return WorkerInfo(id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
                           concurrency=self.concurrency, started_at=self.started_at,
                           last_heartbeat=time.time(), running=len(self.running))
