@@ -1,10 +1,10 @@
 """The application: ``app = QakeAPI()``, an ASGI app on Starlette.
 
 Per HTTP request the app holds the tasks a handler adds (see
-:mod:`qakeapi.core.request_tasks`): queued tasks are stored before the response starts,
-background tasks start once the response has been sent, and both are dropped when the
-handler raises. This happens outside every middleware, so no middleware can delay the
-response for a task or cancel a task by cancelling the request.
+:mod:`qakeapi.core.request_tasks`): queued tasks are stored before the handler's response
+starts, background tasks start once the whole response has been handed to the server, and
+both are dropped when the handler raises. This happens outside every middleware, so no
+middleware can delay the response for a task or cancel a task by cancelling the request.
 """
 
 from __future__ import annotations
@@ -21,19 +21,23 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request as StarletteRequest
-from starlette.responses import JSONResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from .core.background import BackgroundTaskManager
 from .core.request_tasks import RequestTasks, current_request_tasks
 from .dependencies import Container
 from .events import EventBus
 from .queued_tasks import QueuedTasks
+from .responses import JSONResponse, Response
 from .routing import Router, _RouteSpec, build_route
 
 __all__ = ["QakeAPI"]
 
 logger = logging.getLogger("qakeapi.app")
+
+HANDLED_ERROR_KEY = "qakeapi.handled_error"
+"""Scope key: the exception ``_server_error`` logged (it is re-raised to the app after the
+500 response was sent, and must not be raised to the server a second time)."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -156,6 +160,7 @@ class QakeAPI(Router):
                             headers=exc.headers)
 
     async def _server_error(self, request: StarletteRequest, exc: Exception) -> Response:
+        request.scope[HANDLED_ERROR_KEY] = exc
         logger.error(
             "%s %s failed", request.method, request.url.path, exc_info=(type(exc), exc,
                                                                          exc.__traceback__)
@@ -176,41 +181,24 @@ class QakeAPI(Router):
             return
         holder = RequestTasks()
         token = current_request_tasks.set(holder)
-        started = False
-        replaced = False
-
-        async def send_with_tasks(message: Message) -> None:
-            nonlocal started, replaced
-            if replaced:
-                return
-            kind = message["type"]
-            if kind == "http.response.start":
-                if holder.has_participants:
-                    try:
-                        await holder.flush()
-                    except Exception as exc:
-                        logger.exception("could not store the tasks queued by %s", scope["path"])
-                        holder.drop(f"storing queued tasks failed: {exc}")
-                        replaced = True
-                        await JSONResponse(
-                            {"detail": f"could not queue tasks: {exc}"}, status_code=503
-                        )(scope, receive, send)
-                        return
-                started = True
-                await send(message)
-            elif kind == "http.response.body" and not message.get("more_body", False):
-                await send(message)
-                holder.release()
-            else:
-                await send(message)
-
         try:
-            await self._starlette(scope, receive, send_with_tasks)
-        except Exception:
+            await self._starlette(scope, receive, send)
+            if holder.must_flush:
+                await _flush_late(holder, scope)
+        except Exception as exc:
             holder.drop("the request failed")
-            if not (started or replaced):
+            if scope.get(HANDLED_ERROR_KEY) is not exc:
                 raise
-            # The error response was sent and the traceback logged by _server_error.
+            # _server_error logged it and the error response was sent.
         finally:
             holder.release()
             current_request_tasks.reset(token)
+
+
+async def _flush_late(holder: RequestTasks, scope: Scope) -> None:
+    """Store queued tasks added outside a handler (a middleware, a mounted app)."""
+    try:
+        await holder.flush()
+    except Exception as exc:
+        logger.exception("could not store the tasks queued by %s", scope["path"])
+        holder.drop(f"storing queued tasks failed: {exc}")

@@ -49,6 +49,8 @@ class EventBus:
     def __init__(self) -> None:
         self._listeners: list[tuple[str, Listener, bool]] = []
         self._cache: dict[str, tuple[tuple[Listener, bool], ...]] = {}
+        self.active = False
+        """Whether any listener is registered (hot paths read this before anything else)."""
 
     def on(self, pattern: str) -> Callable[[F], F]:
         """Decorator: ``@bus.on("task:failed")``."""
@@ -64,6 +66,7 @@ class EventBus:
             raise TypeError(f"event listener for {pattern!r} must be callable, got {fn!r}")
         self._listeners.append((pattern, fn, _takes_name(fn)))
         self._cache.clear()
+        self.active = True
 
     def remove_listener(self, pattern: str, fn: Listener) -> None:
         before = len(self._listeners)
@@ -73,6 +76,7 @@ class EventBus:
         if len(self._listeners) == before:
             raise ValueError(f"{fn!r} is not listening to {pattern!r}")
         self._cache.clear()
+        self.active = bool(self._listeners)
 
     def _matching(self, name: str) -> tuple[tuple[Listener, bool], ...]:
         found = self._cache.get(name)

@@ -113,10 +113,14 @@ def _build_body(annotation: Any, value: Any) -> Any:
 class CallablePlan:
     """How to fill one callable's parameters."""
 
-    __slots__ = ("body_params", "has_http", "needs_body", "params")
+    __slots__ = ("body_params", "has_http", "needs_body", "params", "request_only")
 
     def __init__(self, params: list[_Param]) -> None:
         self.params = params
+        self.request_only: str | None = (
+            params[0].name if len(params) == 1 and params[0].kind == REQUEST else None
+        )
+        """The parameter's name when the request is all the callable takes."""
         self.body_params = [p for p in params if p.kind == BODY]
         self.needs_body = bool(self.body_params)
         self.has_http = any(p.kind in (PATH, QUERY, BODY) for p in params)

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
-from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import Receive, Scope, Send
 
-from .core.request_tasks import current_request_tasks
+from .core.request_tasks import RequestTasks, current_request_tasks
 from .params import CallablePlan, plan_callable
 from .requests import Request
+from .responses import JSONResponse, PlainTextResponse, Response, send_json
 
 if TYPE_CHECKING:
     from .dependencies import Container
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["HandlerEndpoint", "Router", "to_response"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("qakeapi.app")
 
 
 def to_response(result: Any) -> Response:
@@ -58,10 +60,16 @@ class HandlerEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
-        container = self.container
-        if container is None:
-            container = scope["app"].container
-        kwargs = await self.plan.resolve(request, container) if self.plan.params else {}
+        plan = self.plan
+        if not plan.params:
+            kwargs: dict[str, Any] = {}
+        elif plan.request_only is not None:
+            kwargs = {plan.request_only: request}
+        else:
+            container = self.container
+            if container is None:
+                container = scope["app"].container
+            kwargs = await plan.resolve(request, container)
         try:
             if self.is_async:
                 result = await self.handler(**kwargs)
@@ -72,7 +80,26 @@ class HandlerEndpoint:
             if holder is not None:
                 holder.drop(f"the handler raised {type(exc).__name__}: {exc}")
             raise
-        await to_response(result)(scope, receive, send)
+        holder = current_request_tasks.get()
+        if holder is not None and holder.must_flush:
+            response = await _store_queued(holder, to_response(result), scope)
+        elif type(result) is dict or type(result) is list:
+            await send_json(send, result)  # the common case, without a Response object
+            return
+        else:
+            response = to_response(result)
+        await response(scope, receive, send)
+
+
+async def _store_queued(holder: RequestTasks, response: Response, scope: Scope) -> Response:
+    """Store the request's queued tasks before its response; a 503 if that fails."""
+    try:
+        await holder.flush()
+    except Exception as exc:
+        logger.exception("could not store the tasks queued by %s", scope["path"])
+        holder.drop(f"storing queued tasks failed: {exc}")
+        return JSONResponse({"detail": f"could not queue tasks: {exc}"}, status_code=503)
+    return response
 
 
 class _RouteSpec:

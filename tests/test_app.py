@@ -234,3 +234,56 @@ def test_bad_routes_are_refused() -> None:
         app.add_route("nope", lambda: None)
     with pytest.raises(TypeError, match="callable"):
         app.add_route("/x", "not a function")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_handled_error_is_not_raised_to_the_server_twice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler error is answered 500 and logged once; the ASGI call then returns normally
+    (the server would log it a second time)."""
+    log: list[str] = []
+    with caplog.at_level(logging.ERROR, logger="qakeapi.app"):
+        await drive(make_app(log), "/boom", log)
+    assert log.count("http.response.start") == 1
+    assert len([r for r in caplog.records if "secret detail" in (r.exc_text or "")]) == 1
+
+
+@pytest.mark.anyio
+async def test_an_error_without_a_response_reaches_the_server() -> None:
+    app = QakeAPI()
+
+    async def broken_handler(request: Any, exc: Exception) -> None:
+        raise LookupError("the error handler itself failed")
+
+    app._starlette.exception_handlers[Exception] = broken_handler
+    app._starlette.middleware_stack = None
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("first")
+
+    with pytest.raises(LookupError):
+        await drive(app, "/boom", [])
+
+
+@pytest.mark.anyio
+async def test_tasks_queued_outside_a_handler_are_flushed_when_the_call_ends() -> None:
+    """A middleware may queue tasks after the handler's flush: they are stored, late."""
+    log: list[str] = []
+    app = QakeAPI()
+
+    @app.get("/plain")
+    async def plain() -> dict[str, bool]:
+        return {"ok": True}
+
+    async def queue_after(request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        holder = current_request_tasks.get()
+        assert holder is not None
+        holder.participant("rec", lambda: Recorder(log))
+        return response
+
+    app.add_middleware(BaseHTTPMiddleware, dispatch=queue_after)
+    await drive(app, "/plain", log)
+    assert log.index("http.response.body") < log.index("flush") < log.index("release")

@@ -11,9 +11,10 @@ from typing import Any
 import anyio
 import pytest
 
-from qakeapi import BackgroundTaskManager, EventBus, TaskStatus
+from qakeapi import BackgroundTaskManager, EventBus, QakeAPI, TaskRecord, TaskStatus
 from qakeapi.core.background import add_background_task
 from qakeapi.exceptions import ManagerNotRunning, TaskNotFound, TaskWaitTimeout
+from qakeapi.testing import AsyncTestClient
 
 pytestmark = pytest.mark.anyio
 
@@ -281,3 +282,62 @@ async def test_records_are_built_with_the_right_fields(manager: BackgroundTaskMa
             record.status, record.result, record.error) == (
         (4,), {}, 1, 5, 0, TaskStatus.SUCCEEDED, 8, None)
     assert record.created_at <= record.started_at <= record.finished_at  # type: ignore[operator]
+    assert (record.parents, record.context, record.logs, record.run_at, record.worker_id) == (
+        (), {}, (), None, None)
+    assert isinstance(record, TaskRecord) and record.to_dict()["status"] == "succeeded"
+
+
+async def test_slow_tasks_run_side_by_side(manager: BackgroundTaskManager) -> None:
+    """Idle runners wake in a chain: a burst of tasks that all wait is all running at once."""
+    gate = anyio.Event()
+    started: list[int] = []
+
+    async def waits(n: int) -> None:
+        started.append(n)
+        await gate.wait()
+
+    ids = [await manager.add_task(waits, n) for n in range(50)]
+    with anyio.fail_after(5):
+        while len(started) < 50:
+            await anyio.sleep(0.001)
+    assert manager.counts()[TaskStatus.RUNNING] == 50
+    gate.set()
+    for task_id in ids:
+        assert (await manager.wait(task_id, 5)).status is TaskStatus.SUCCEEDED
+
+
+def request_app(log: list[str]) -> QakeAPI:
+    app = QakeAPI()
+
+    async def record(name: str) -> None:
+        log.append(name)
+
+    @app.on("task:*")
+    async def seen(event: str, task: TaskRecord) -> None:
+        log.append(f"{event} {task.args[0] if task.args else ''}")
+
+    @app.post("/cancel-held")
+    async def cancel_held() -> dict[str, str]:
+        kept = await add_background_task(record, "kept")
+        dropped = await add_background_task(record, "dropped")
+        await BackgroundTaskManager().cancel(dropped, "changed my mind")
+        return {"kept": kept, "dropped": dropped}
+
+    return app
+
+
+async def test_held_tasks_emit_created_and_a_cancelled_held_task_never_runs() -> None:
+    BackgroundTaskManager.reset()
+    log: list[str] = []
+    async with AsyncTestClient(request_app(log)) as client:
+        ids = (await client.post("/cancel-held")).json()
+        manager = BackgroundTaskManager()
+        kept = await manager.wait(ids["kept"], 5)
+        dropped = manager.tasks[ids["dropped"]]
+    assert kept.status is TaskStatus.SUCCEEDED
+    assert dropped.status is TaskStatus.CANCELLED
+    assert dropped.cancel_reason == "changed my mind"
+    assert "dropped" not in log and "kept" in log
+    assert "task:created kept" in log and "task:created dropped" in log
+    assert "task:cancelled dropped" in log and "task:succeeded kept" in log
+    BackgroundTaskManager.reset()

@@ -279,3 +279,35 @@ async def test_configure_only_before_start(tasks: QueuedTasks) -> None:
     fresh = QueuedTasks("memory://")
     fresh.configure(url="sqlite:///x.db", embedded_worker=False)
     assert fresh._resolve_settings().url == "sqlite:///x.db"
+
+
+async def test_tasks_queued_while_a_body_streams_are_stored(tmp_path: Path) -> None:
+    """Queued in the handler: stored before the response. Queued while the body streams
+    (after that flush): stored when the request ends, not lost."""
+    from qakeapi import QakeAPI
+    from qakeapi.responses import StreamingResponse
+    from qakeapi.testing import AsyncTestClient
+
+    app = QakeAPI(queue_url=f"sqlite:///{tmp_path}/stream.db")
+    refs: dict[str, str] = {}
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        refs["handler"] = app.queued_tasks.add_task(t.add, 1, 2).id
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first "
+            refs["streaming"] = app.queued_tasks.add_task(t.add, 3, 4).id
+            yield b"second"
+
+        return StreamingResponse(body())
+
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/stream")).text == "first second"
+        for name, expected in (("handler", 3), ("streaming", 7)):
+            with anyio.fail_after(10):
+                record = await app.queued_tasks.get(refs[name])
+                while record is None or record.status is not TaskStatus.SUCCEEDED:
+                    await anyio.sleep(0.02)
+                    record = await app.queued_tasks.get(refs[name])
+            assert record.result == expected

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
 from ..exceptions import TaskNotFound
-from ..types import TaskRecord
+from ..types import TaskRecord, TaskStatus
 
 __all__ = ["TaskTable"]
 
@@ -22,15 +23,45 @@ class TaskTable(dict[str, TaskRecord]):
         raise TaskNotFound(task_id)
 
 
+_PENDING = TaskStatus.PENDING
+
+
 class Job(TaskRecord):
     """A background task's record plus what running it needs (one object per task)."""
 
     __slots__ = ("done", "fn", "is_async", "runner")
 
-    done: anyio.Event | None
-    fn: Callable[..., Any]
-    is_async: bool
-    runner: Runner | None
+    def __init__(self, task_id: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 retries: int, timeout: float | None, fn: Callable[..., Any],
+                 is_async: bool) -> None:
+        # Plain stores instead of the dataclass __init__: this runs once per task.
+        self.id = task_id
+        self.name = name
+        self.status = _PENDING
+        self.args = args
+        self.kwargs = kwargs
+        self.attempts = 0
+        self.max_retries = retries
+        self.timeout = timeout
+        self.priority = 0
+        self.result = None
+        self.error = None
+        self.created_at = time.time()
+        self.started_at = None
+        self.finished_at = None
+        self.run_at = None
+        self.parents = ()
+        self.context = {}
+        self.logs = ()
+        self.unique_key = None
+        self.worker_id = None
+        self.lease_expires_at = None
+        self.cancel_reason = None
+        self.cancel_requested = False
+        self.fn = fn
+        self.is_async = is_async
+        self.done: anyio.Event | None = None
+        self.runner: Runner | None = None
 
 
 class Runner:

@@ -3,14 +3,17 @@
 The app sets a fresh :class:`RequestTasks` in :data:`current_request_tasks` for every HTTP
 request (outside any middleware) and drives it:
 
-* ``await holder.flush()`` just before ``http.response.start`` is sent: queued tasks are
-  written to their backend in one batch, so a response that says "queued" means stored;
-* ``holder.release()`` once the last body chunk is sent (and again, idempotently, when the
-  ASGI call ends): held background tasks start;
+* ``await holder.flush()`` when the handler has returned, before its response is sent:
+  queued tasks are written to their backend in one batch, so a response that says "queued"
+  means stored (if storing fails the handler's response is replaced by a 503). Queued tasks
+  added after that point (while a streamed body is produced) are stored at once;
+* ``holder.release()`` when the ASGI call ends, the response sent: held background tasks
+  start on their manager's task group;
 * ``holder.drop(reason)`` when the handler raised: nothing held is started or stored.
 
-Code that adds tasks joins the request with :meth:`RequestTasks.participant`, once per
-(manager, queue) key; the participant implements :class:`RequestParticipant`.
+Queued tasks join the request with :meth:`RequestTasks.participant`, once per queue; the
+participant implements :class:`RequestParticipant`. Background tasks, the hot path, go into
+one plain list (:attr:`RequestTasks.held`) that their manager starts or drops as a whole.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["RequestParticipant", "RequestTasks", "current_request_tasks"]
+__all__ = ["HeldTaskOwner", "RequestParticipant", "RequestTasks", "current_request_tasks"]
 
 logger = logging.getLogger("qakeapi.tasks")
 
@@ -36,55 +39,65 @@ class RequestParticipant(Protocol):
         """The handler raised: discard what was held, recording why."""
 
 
+class HeldTaskOwner(Protocol):
+    """What held background tasks belong to: it starts or drops them all at once."""
+
+    def start_held(self, jobs: list[Any]) -> None: ...
+
+    def drop_held(self, jobs: list[Any], reason: str) -> None: ...
+
+
 P = TypeVar("P", bound=RequestParticipant)
 
 
 class RequestTasks:
     """The per-request holder. Cheap to create: nothing is allocated until a task is added."""
 
-    __slots__ = ("_participants", "_state")
-
-    def __init__(self) -> None:
-        self._participants: dict[object, RequestParticipant] | None = None
-        self._state = 0  # 0 open, 1 released, 2 dropped
-
-    @property
-    def released(self) -> bool:
-        return self._state == 1
-
-    @property
-    def dropped(self) -> bool:
-        return self._state == 2
+    # Class-level defaults instead of an __init__: one is created per HTTP request.
+    _participants: dict[object, RequestParticipant] | None = None
+    open: bool = True
+    """Neither released nor dropped: background tasks added now are held."""
+    holds_queued: bool = True
+    """Not flushed yet: queued tasks added now are stored with the request's batch."""
+    must_flush: bool = False
+    """A participant joined since the last flush (read on every request)."""
+    held: list[Any] | None = None
+    """Background tasks held for :attr:`held_owner`."""
+    held_owner: HeldTaskOwner | None = None
 
     @property
     def has_participants(self) -> bool:
         return bool(self._participants)
 
-    @property
-    def open(self) -> bool:
-        return self._state == 0
-
     def participant(self, key: object, factory: Callable[[], P]) -> P:
         """The participant registered under ``key``, created by ``factory`` on first use."""
         participants = self._participants
         if participants is None:
-            found: RequestParticipant = factory()
-            self._participants = {key: found}
-            return found  # type: ignore[return-value]
-        found_or_none = participants.get(key)
-        if found_or_none is None:
-            found_or_none = participants[key] = factory()
-        return found_or_none  # type: ignore[return-value]
+            participants = self._participants = {}
+        found = participants.get(key)
+        if found is None:
+            found = participants[key] = factory()
+            self.must_flush = True
+        return found  # type: ignore[return-value]
 
     async def flush(self) -> None:
-        if self._participants and self._state == 0:
+        """Store what the participants hold (raises what storing raised)."""
+        self.must_flush = False
+        self.holds_queued = False
+        if self._participants and self.open:
             for part in list(self._participants.values()):
                 await part.flush()
 
     def release(self) -> None:
-        if self._state != 0:
+        """The response has been sent: start what is held (idempotent)."""
+        if not self.open:
             return
-        self._state = 1
+        self.open = self.holds_queued = False
+        if self.held is not None and self.held_owner is not None:
+            try:
+                self.held_owner.start_held(self.held)
+            except Exception:
+                logger.exception("starting held background tasks failed")
         if self._participants:
             for part in self._participants.values():
                 try:
@@ -93,9 +106,15 @@ class RequestTasks:
                     logger.exception("starting held tasks failed")
 
     def drop(self, reason: str) -> None:
-        if self._state != 0:
+        """The handler raised: record what is held as not started (idempotent)."""
+        if not self.open:
             return
-        self._state = 2
+        self.open = self.holds_queued = False
+        if self.held is not None and self.held_owner is not None:
+            try:
+                self.held_owner.drop_held(self.held, reason)
+            except Exception:
+                logger.exception("dropping held background tasks failed")
         if self._participants:
             for part in self._participants.values():
                 try:

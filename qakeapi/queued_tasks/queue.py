@@ -144,7 +144,7 @@ class QueuedTasks:
         record = self._build(fn, args, kwargs, parent, delay, priority, max_retries, timeout,
                              unique_key, task_kwargs)
         holder = current_request_tasks.get()
-        if holder is not None and holder.open:
+        if holder is not None and holder.holds_queued:
             batch: Batch = holder.participant(self, lambda: RequestBatch(self))
         else:
             self.storage  # noqa: B018 - fail now, with a clear message, if not started
