@@ -341,3 +341,45 @@ async def test_held_tasks_emit_created_and_a_cancelled_held_task_never_runs() ->
     assert "task:created kept" in log and "task:created dropped" in log
     assert "task:cancelled dropped" in log and "task:succeeded kept" in log
     BackgroundTaskManager.reset()
+
+
+async def test_a_full_queue_makes_the_handler_wait() -> None:
+    """Backpressure reaches requests: with the queue full, a handler adding a task waits for
+    room (the response with it), and nothing is lost."""
+    BackgroundTaskManager.reset()
+    manager = BackgroundTaskManager()
+    manager.configure(max_concurrency=1, max_pending=2)
+    gate = anyio.Event()
+    done: list[int] = []
+
+    async def blocker() -> None:
+        await gate.wait()
+
+    async def work(n: int) -> None:
+        done.append(n)
+
+    app = QakeAPI()
+
+    @app.post("/work/{n}")
+    async def add_work(n: int) -> dict[str, str]:
+        return {"id": await add_background_task(work, n)}
+
+    answered: list[int] = []
+    async with AsyncTestClient(app) as client:
+        await manager.add_task(blocker)
+        for n in (1, 2):
+            assert (await client.post(f"/work/{n}")).status_code == 200
+        async with anyio.create_task_group() as tg:
+            async def third() -> None:
+                await client.post("/work/3")
+                answered.append(3)
+
+            tg.start_soon(third)
+            await anyio.sleep(0.2)
+            assert answered == [] and len(manager._pending) == 2
+            gate.set()
+        with anyio.fail_after(5):
+            while len(done) < 3:
+                await anyio.sleep(0.01)
+    assert answered == [3] and sorted(done) == [1, 2, 3]
+    BackgroundTaskManager.reset()

@@ -241,16 +241,26 @@ class BackgroundTaskManager:
         self._live += 1
         return job
 
-    async def _submit(self, job: Job) -> None:
-        pending = self._pending
-        if len(pending) >= self.settings.max_pending:
-            while len(pending) >= self.settings.max_pending // 2 + 1:
+    async def _wait_for_room(self, job: Job) -> bool:
+        """Wait until the pending queue has drained to half; False (``job`` recorded
+        cancelled) if the manager stops first."""
+        try:
+            while len(self._pending) > self.settings.max_pending // 2:
                 if self._stopping:
-                    self._finish_cancelled(job, "shutdown")
-                    return
-                room = anyio.Event()
+                    self._finish_cancelled(job, "shutdown: no room before the manager stopped")
+                    return False
+                room = self._new_event()
                 self._room_waiters.append(room)
                 await room.wait()
+        except BaseException:
+            self._finish_cancelled(job, "cancelled while waiting for room")
+            raise
+        return True
+
+    async def _submit(self, job: Job) -> None:
+        pending = self._pending
+        if len(pending) >= self.settings.max_pending and not await self._wait_for_room(job):
+            return
         pending.append(job)
         if self._idle and not self._waking:
             self._wake_one()
@@ -514,15 +524,22 @@ async def add_background_task(
     holder = current_request_tasks.get()
     if holder is None or not holder.open:
         await manager._submit(job)
+        return job.id
+    # Held until the response has been sent. A full queue makes the handler wait for room
+    # (backpressure on the requests), since releasing a response's tasks can't wait.
+    if len(manager._pending) >= manager.settings.max_pending and (
+        not await manager._wait_for_room(job)
+    ):
+        return job.id  # the manager stopped: the task is recorded cancelled
+    held = holder.held
+    if held is None:
+        holder.held = [job]
+        holder.held_owner = manager
+    elif holder.held_owner is manager:
+        held.append(job)
     else:
-        held = holder.held
-        if held is None:
-            holder.held = [job]
-            holder.held_owner = manager
-        elif holder.held_owner is manager:
-            held.append(job)
-        else:
-            raise RuntimeError("background tasks of two managers in one request")
-        if manager._events is not None and manager._events.active:
-            await manager._created(job)
+        manager._finish_cancelled(job, "a request can't hold tasks of two managers")
+        raise RuntimeError("background tasks of two managers in one request")
+    if manager._events is not None and manager._events.active:
+        await manager._created(job)
     return job.id
