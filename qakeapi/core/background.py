@@ -77,11 +77,10 @@ class BackgroundTaskManager:
 
     def _setup(self, settings: BackgroundSettings) -> None:
         self.settings = settings
-        self.tasks: TaskTable = TaskTable()
+        self.tasks = TaskTable(settings.retain_finished, settings.retain_seconds)
         self._live = 0
         """Tasks added and not finished (pending, held or running)."""
         self._pending: deque[Job] = deque()
-        self._finished: deque[str] = deque()
         self._idle: list[anyio.Event] = []
         self._new_event: Callable[[], anyio.Event] = anyio.Event
         self._waking = 0
@@ -93,7 +92,6 @@ class BackgroundTaskManager:
         self._users = 0
         self._accepting = False
         self._stopping = False
-        self._age_checked_at = 0.0
         self._ids = itertools.count(1)
         self._id_prefix = f"bg-{os.getpid():x}-{os.urandom(3).hex()}-"
 
@@ -108,6 +106,8 @@ class BackgroundTaskManager:
             raise TypeError(f"unknown background setting(s): {', '.join(sorted(unknown))}")
         fields.update(changes)
         self.settings = BackgroundSettings(**fields)
+        self.tasks.retain_count = self.settings.retain_finished
+        self.tasks.retain_seconds = self.settings.retain_seconds
 
     # -- lifecycle ---------------------------------------------------------------------
     @property
@@ -436,13 +436,7 @@ class BackgroundTaskManager:
         self._live -= 1
         if job.done is not None:
             job.done.set()
-        finished = self._finished
-        finished.append(job.id)
-        if len(finished) > self.settings.retain_finished:
-            self.tasks.pop(finished.popleft(), None)
-        if now - self._age_checked_at >= 1.0:
-            self._age_checked_at = now
-            self._evict(now)
+        self.tasks.finished(job.id, now)
         if self._all_done is not None and not self._live:
             self._all_done.set()
 
@@ -452,20 +446,6 @@ class BackgroundTaskManager:
         job.cancel_reason = reason
         self._finish(job, TaskStatus.CANCELLED, None, None)
         self._pending_emit(job)
-
-    def _is_expired(self, task_id: str, now: float) -> bool:
-        record = self.tasks.get(task_id)
-        return record is None or (
-            record.finished_at is not None
-            and record.finished_at < now - self.settings.retain_seconds
-        )
-
-    def _evict(self, now: float) -> None:
-        finished = self._finished
-        while finished and (
-            len(finished) > self.settings.retain_finished or self._is_expired(finished[0], now)
-        ):
-            self.tasks.pop(finished.popleft(), None)
 
     # -- inspecting and controlling ----------------------------------------------------
     def get(self, task_id: str) -> TaskRecord | None:
@@ -500,10 +480,7 @@ class BackgroundTaskManager:
 
     def counts(self) -> dict[TaskStatus, int]:
         """Records by status (finished ones as far as retention keeps them)."""
-        result = dict.fromkeys(TaskStatus, 0)
-        for record in self.tasks.values():
-            result[record.status] += 1
-        return result
+        return self.tasks.counts()
 
 
 async def add_background_task(
