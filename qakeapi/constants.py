@@ -9,7 +9,7 @@ BACKGROUND_MAX_PENDING = 10_000
 """Pending tasks the manager holds before ``add_task`` waits (backpressure)."""
 BACKGROUND_THREAD_LIMIT = 40
 """Threads for plain-function tasks (separate from the threads serving sync handlers)."""
-BACKGROUND_RETAIN_FINISHED = 10_000
+BACKGROUND_RETAIN_FINISHED = 1_000
 """Finished records kept for ``manager.tasks[id]`` (oldest evicted first)."""
 BACKGROUND_RETAIN_SECONDS = 3600.0
 """Finished records older than this are evicted."""

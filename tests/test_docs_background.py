@@ -164,5 +164,5 @@ def test_configure_example() -> None:
     exec(compile(block, "docs/background-tasks.md:configure", "exec"), {})
     settings = BackgroundTaskManager().settings
     assert (settings.max_concurrency, settings.retain_finished, settings.shutdown_grace) == (
-        64, 1_000, 5)
+        64, 5_000, 5)
     BackgroundTaskManager.reset()
