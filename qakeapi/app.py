@@ -29,7 +29,7 @@ from .dependencies import Container
 from .events import EventBus
 from .queued_tasks import QueuedTasks
 from .responses import JSONResponse, Response
-from .routing import Router, _RouteSpec, build_route
+from .routing import Router, _RouteSpec, build_route, store_queued
 
 __all__ = ["QakeAPI"]
 
@@ -184,7 +184,8 @@ class QakeAPI(Router):
         try:
             await self._starlette(scope, receive, send)
             if holder.must_flush:
-                await _flush_late(holder, scope)
+                # Queued outside a handler (a middleware, a mounted app): stored late.
+                await store_queued(holder, scope)
         except Exception as exc:
             holder.drop("the request failed")
             if scope.get(HANDLED_ERROR_KEY) is not exc:
@@ -194,11 +195,3 @@ class QakeAPI(Router):
             holder.release()
             current_request_tasks.reset(token)
 
-
-async def _flush_late(holder: RequestTasks, scope: Scope) -> None:
-    """Store queued tasks added outside a handler (a middleware, a mounted app)."""
-    try:
-        await holder.flush()
-    except Exception as exc:
-        logger.exception("could not store the tasks queued by %s", scope["path"])
-        holder.drop(f"storing queued tasks failed: {exc}")

@@ -37,22 +37,29 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 _JSON_TYPE = (b"content-type", b"application/json")
 
 
+def _render_json(content: Any) -> bytes:
+    return _ENCODER.encode(content).encode("utf-8")
+
+
+def _json_headers(body: bytes | memoryview) -> list[tuple[bytes, bytes]]:
+    return [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
+
+
 class JSONResponse(_StarletteJSONResponse):
     def render(self, content: Any) -> bytes:
-        return _ENCODER.encode(content).encode("utf-8")
+        return _render_json(content)
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         status = self.status_code
         if (headers is None and self.media_type == "application/json"
                 and status >= 200 and status not in (204, 304)):
-            self.raw_headers = [(b"content-length", b"%d" % len(self.body)), _JSON_TYPE]
+            self.raw_headers = _json_headers(self.body)
             return
         super().init_headers(headers)
 
 
 async def send_json(send: Send, content: Any) -> None:
     """Send ``content`` as a 200 JSON response: what ``JSONResponse(content)`` would send."""
-    body = _ENCODER.encode(content).encode("utf-8")
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", b"%d" % len(body)), _JSON_TYPE]})
+    body = _render_json(content)
+    await send({"type": "http.response.start", "status": 200, "headers": _json_headers(body)})
     await send({"type": "http.response.body", "body": body})

@@ -82,7 +82,11 @@ class HandlerEndpoint:
             raise
         holder = current_request_tasks.get()
         if holder is not None and holder.must_flush:
-            response = await _store_queued(holder, to_response(result), scope)
+            response = to_response(result)
+            failure = await store_queued(holder, scope)
+            if failure is not None:
+                response = JSONResponse({"detail": f"could not queue tasks: {failure}"},
+                                        status_code=503)
         elif type(result) is dict or type(result) is list:
             await send_json(send, result)  # the common case, without a Response object
             return
@@ -91,15 +95,16 @@ class HandlerEndpoint:
         await response(scope, receive, send)
 
 
-async def _store_queued(holder: RequestTasks, response: Response, scope: Scope) -> Response:
-    """Store the request's queued tasks before its response; a 503 if that fails."""
+async def store_queued(holder: RequestTasks, scope: Scope) -> Exception | None:
+    """Store the request's queued tasks; if that fails, log it, drop what the request holds
+    and return the error (a handler then answers 503 instead of its response)."""
     try:
         await holder.flush()
     except Exception as exc:
         logger.exception("could not store the tasks queued by %s", scope["path"])
         holder.drop(f"storing queued tasks failed: {exc}")
-        return JSONResponse({"detail": f"could not queue tasks: {exc}"}, status_code=503)
-    return response
+        return exc
+    return None
 
 
 class _RouteSpec:

@@ -78,7 +78,6 @@ class BackgroundTaskManager:
     def _setup(self, settings: BackgroundSettings) -> None:
         self.settings = settings
         self.tasks = TaskTable(settings.retain_finished, settings.retain_seconds)
-        self._max_pending = settings.max_pending
         self._live = 0
         """Tasks added and not finished (pending, held or running)."""
         self._pending: deque[Job] = deque()
@@ -107,7 +106,6 @@ class BackgroundTaskManager:
             raise TypeError(f"unknown background setting(s): {', '.join(sorted(unknown))}")
         fields.update(changes)
         self.settings = BackgroundSettings(**fields)
-        self._max_pending = self.settings.max_pending
         self.tasks.retain_count = self.settings.retain_finished
         self.tasks.retain_seconds = self.settings.retain_seconds
 
@@ -506,7 +504,7 @@ async def add_background_task(
         return job.id
     # Held until the response has been sent. A full queue makes the handler wait for room
     # (backpressure on the requests), since releasing a response's tasks can't wait.
-    if len(manager._pending) >= manager._max_pending and (
+    if len(manager._pending) >= manager.settings.max_pending and (
         not await manager._wait_for_room(job)
     ):
         return job.id  # the manager stopped: the task is recorded cancelled

@@ -65,10 +65,6 @@ class RequestTasks:
     """Background tasks held for :attr:`held_owner`."""
     held_owner: HeldTaskOwner | None = None
 
-    @property
-    def has_participants(self) -> bool:
-        return bool(self._participants)
-
     def participant(self, key: object, factory: Callable[[], P]) -> P:
         """The participant registered under ``key``, created by ``factory`` on first use."""
         participants = self._participants
