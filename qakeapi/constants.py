@@ -51,3 +51,16 @@ WORKER_STALE_SECONDS = 3 * DEFAULT_LEASE_SECONDS
 """A worker whose last heartbeat is older is not shown as live."""
 PROGRESS_FLUSH_SECONDS = 0.5
 """A running task's changed context/logs are stored at most this often."""
+
+# --- task options: the bounds add_task checks (same for every backend) ----------------
+OPTION_MAX_SECONDS = 10 * 365 * 24 * 3600.0
+"""Largest ``delay`` or ``timeout`` accepted (ten years): larger ones are mistakes."""
+OPTION_MAX_RETRIES = 1_000
+"""Largest ``max_retries`` / ``retries`` accepted."""
+PRIORITY_MIN = -1_000
+PRIORITY_MAX = 1_000
+"""``priority`` range: every backend (Redis sorts on a float score) orders it exactly."""
+OPTION_MAX_KEY_CHARS = 256
+"""Longest ``unique_key`` or parent task id accepted."""
+SETTING_MAX_COUNT = 1_000_000_000
+"""Largest count setting (threads, pending tasks, records kept...) accepted."""

@@ -29,6 +29,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException as _StarletteHTTPException
 
+from .core.options import check_seconds
+
 __all__ = [
     "BackendUnavailable",
     "ConfigurationError",
@@ -138,6 +140,8 @@ class Retry(Exception):
     """
 
     def __init__(self, delay: float | None = None, reason: str = "") -> None:
+        if delay is not None:
+            delay = check_seconds("Retry(delay=...)", delay)
         super().__init__(reason or f"retry requested (delay={delay})")
         self.delay = delay
 

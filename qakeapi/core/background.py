@@ -26,11 +26,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
+from ..constants import OPTION_MAX_RETRIES
 from ..exceptions import ManagerNotRunning, TaskWaitTimeout
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskRecord, TaskStatus
 from .background_jobs import DESCRIPTIONS, Job, Runner, TaskTable, describe_cached
 from .background_settings import BackgroundSettings
 from .errors import single_exception
+from .isolation import ThreadSlots, is_cancellation
+from .options import check_count, check_flag, check_seconds, check_task_kwargs
 from .request_tasks import current_request_tasks
 
 if TYPE_CHECKING:
@@ -86,7 +89,7 @@ class BackgroundTaskManager:
         self._waking = 0
         self._room_waiters: list[anyio.Event] = []
         self._all_done: anyio.Event | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._threads: ThreadSlots | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._events: EventBus | None = None
         self._users = 0
@@ -134,7 +137,7 @@ class BackgroundTaskManager:
             return
         self._users = 1
         self._stopping = False
-        self._limiter = anyio.CapacityLimiter(self.settings.thread_limit)
+        self._threads = ThreadSlots(self.settings.thread_limit)
         # The running backend's Event class: creating it directly skips anyio's backend
         # lookup, which costs more than the event itself on the runners' idle path.
         self._new_event = type(anyio.Event())
@@ -154,6 +157,7 @@ class BackgroundTaskManager:
                             )
         finally:
             self._task_group = None
+            self._threads = None
             self._accepting = False
             self._users = 0
             self._events = previous_events
@@ -206,6 +210,8 @@ class BackgroundTaskManager:
 
         ``wait``, ``timeout``, ``retries`` and ``task_kwargs`` are options; a task's own
         keyword argument with one of those names goes in ``task_kwargs``."""
+        if wait is not False and wait is not True:
+            check_flag("wait", wait)
         job = self._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
         if wait:
             job.done = self._new_event()
@@ -229,12 +235,12 @@ class BackgroundTaskManager:
             if not callable(fn):
                 raise TypeError(f"a background task must be callable, got {fn!r}") from None
             name, is_async = describe_cached(fn)
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
-        if retries and retries < 0:
-            raise ValueError(f"retries must not be negative, got {retries!r}")
-        if task_kwargs:
-            kwargs = {**kwargs, **task_kwargs}
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout) or None
+        if type(retries) is not int or not 0 <= retries <= OPTION_MAX_RETRIES:
+            retries = check_count("retries", retries)
+        if task_kwargs is not None:
+            kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
         task_id = f"{self._id_prefix}{next(self._ids)}"
         job = Job(task_id, name, args, kwargs, retries, timeout, fn, is_async)
         self.tasks[task_id] = job
@@ -340,6 +346,10 @@ class BackgroundTaskManager:
                             result = await job.fn(*job.args, **job.kwargs)
                         except Exception as exc:
                             self._fail(job, exc)
+                        except BaseException as exc:
+                            if is_cancellation(exc):
+                                raise
+                            self._fail(job, exc)
                         else:
                             self._finish(job, _SUCCEEDED, result, None)
                         if runner.cancelled:
@@ -354,7 +364,7 @@ class BackgroundTaskManager:
                 self._after_cancel(interrupted)
                 await self._emit_end(interrupted)
 
-    def _fail(self, job: Job, exc: Exception) -> None:
+    def _fail(self, job: Job, exc: BaseException) -> None:
         self._finish(job, TaskStatus.FAILED, None, TaskErrorInfo.from_exception(exc))
         logger.error("background task %s (%s) failed", job.id, job.name,
                      exc_info=(type(exc), exc, exc.__traceback__))
@@ -373,12 +383,12 @@ class BackgroundTaskManager:
                 if job.is_async:
                     result = await job.fn(*job.args, **job.kwargs)
                 else:
-                    result = await anyio.to_thread.run_sync(
-                        functools.partial(job.fn, *job.args, **job.kwargs),
-                        limiter=self._limiter,
-                        abandon_on_cancel=True,
-                    )
-            except Exception as exc:
+                    assert self._threads is not None
+                    result = await self._threads.run(
+                        functools.partial(job.fn, *job.args, **job.kwargs))
+            except BaseException as exc:
+                if not isinstance(exc, Exception) and is_cancellation(exc):
+                    raise
                 if job.timeout is not None:
                     scope.deadline = float("inf")
                 if job.attempts <= job.max_retries and not scope.cancel_called:

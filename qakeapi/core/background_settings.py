@@ -10,8 +10,10 @@ from ..constants import (
     BACKGROUND_RETAIN_FINISHED,
     BACKGROUND_RETAIN_SECONDS,
     BACKGROUND_THREAD_LIMIT,
+    SETTING_MAX_COUNT,
     SHUTDOWN_GRACE_SECONDS,
 )
+from .options import check_count, check_seconds
 
 __all__ = ["BackgroundSettings"]
 
@@ -32,8 +34,13 @@ class BackgroundSettings:
     """Seconds shutdown waits for unfinished tasks before cancelling them."""
 
     def __post_init__(self) -> None:
+        def fix(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
         for name in ("max_concurrency", "max_pending", "thread_limit"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"BackgroundSettings.{name} must be at least 1")
-        if self.retain_finished < 0 or self.retain_seconds < 0 or self.shutdown_grace < 0:
-            raise ValueError("BackgroundSettings retention and grace must not be negative")
+            fix(name, check_count(f"BackgroundSettings.{name}", getattr(self, name),
+                                  minimum=1, maximum=SETTING_MAX_COUNT))
+        fix("retain_finished", check_count("BackgroundSettings.retain_finished",
+                                           self.retain_finished, maximum=SETTING_MAX_COUNT))
+        for name in ("retain_seconds", "shutdown_grace"):
+            fix(name, check_seconds(f"BackgroundSettings.{name}", getattr(self, name)))

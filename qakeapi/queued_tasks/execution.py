@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..core.isolation import ThreadSlots, is_cancellation
 from ..exceptions import CorruptTaskError, SerializationError, TaskNotRegistered
 from ..types import TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus
 from .context import TaskContext, current_task
@@ -88,7 +89,7 @@ class TaskExecution:
                      record.attempts, exc_info=(type(exc), exc, exc.__traceback__))
         return self._outcome(TaskStatus.FAILED, error=error)
 
-    async def run(self, limiter: anyio.CapacityLimiter) -> TaskOutcome | None:
+    async def run(self, threads: ThreadSlots) -> TaskOutcome | None:
         """The outcome to store, or None when the task was abandoned (lease lost)."""
         record = self.record
         queue = self.worker.queue
@@ -115,9 +116,13 @@ class TaskExecution:
                 if self._cancelled or self._give_back is not None:
                     scope.cancel()
                 with anyio.move_on_after(timeout or None) as deadline:
-                    result = await self._call(registered, args, kwargs, limiter)
+                    result = await self._call(registered, args, kwargs, threads)
                 timed_out = deadline.cancelled_caught
         except Exception as exc:
+            return self._failed(exc, retry=True, registered=registered)
+        except BaseException as exc:
+            if is_cancellation(exc):
+                raise
             return self._failed(exc, retry=True, registered=registered)
         finally:
             self.scope = None
@@ -140,11 +145,7 @@ class TaskExecution:
         return self._outcome(TaskStatus.SUCCEEDED, result=stored)
 
     async def _call(self, registered: RegisteredTask, args: list[Any], kwargs: dict[str, Any],
-                    limiter: anyio.CapacityLimiter) -> Any:
+                    threads: ThreadSlots) -> Any:
         if registered.is_async:
             return await registered.fn(*args, **kwargs)
-        return await anyio.to_thread.run_sync(
-            functools.partial(registered.fn, *args, **kwargs),
-            limiter=limiter,
-            abandon_on_cancel=True,
-        )
+        return await threads.run(functools.partial(registered.fn, *args, **kwargs))

@@ -22,6 +22,13 @@ import anyio
 import anyio.abc
 
 from ..core.errors import single_exception
+from ..core.options import (
+    check_count,
+    check_key,
+    check_priority,
+    check_seconds,
+    check_task_kwargs,
+)
 from ..core.request_tasks import current_request_tasks
 from ..exceptions import MissingParentError, QueueError
 from ..types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
@@ -47,6 +54,15 @@ RESERVED_OPTIONS = frozenset(
 """Keyword names ``add_task`` keeps for itself; a task's own go through ``task_kwargs``."""
 
 ParentSpec = TaskRef | str | Iterable[TaskRef | str] | None
+
+
+def _exception_classes(value: Iterable[type[BaseException]]) -> tuple[type[BaseException], ...]:
+    given: Any = value
+    classes = tuple(given) if isinstance(given, Iterable) else (given,)
+    for item in classes:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise TypeError(f"no_retry_on must hold exception classes, got {item!r}")
+    return classes
 
 
 def _new_id() -> str:
@@ -103,8 +119,14 @@ class QueuedTasks:
                  max_retries: int | None = None, timeout: float | None = None,
                  priority: int | None = None,
                  no_retry_on: Iterable[type[BaseException]] = ()) -> None:
-        options = TaskOptions(max_retries, timeout, priority, tuple(no_retry_on))
-        self.registry.register(fn, name=name, options=options)
+        options = TaskOptions(
+            None if max_retries is None else check_count("max_retries", max_retries),
+            None if timeout is None else check_seconds("timeout", timeout),
+            None if priority is None else check_priority(priority),
+            _exception_classes(no_retry_on),
+        )
+        self.registry.register(fn, name=None if name is None else check_key("name", name),
+                               options=options)
 
     # -- storage ----------------------------------------------------------------------
     @property
@@ -180,17 +202,22 @@ class QueuedTasks:
             raise TypeError(
                 f"{name} is defined in the script being run (__main__): worker processes "
                 f"can't import it; move it into a module and import it from there")
+        if delay is not None:
+            delay = check_seconds("delay", delay)
+        if priority is not None:
+            priority = check_priority(priority)
+        if max_retries is not None:
+            max_retries = check_count("max_retries", max_retries)
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
+        if unique_key is not None:
+            unique_key = check_key("unique_key", unique_key)
+        if task_kwargs is not None:
+            kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
+        parents = self._parent_ids(parent)
         registered = self.registry.for_function(fn)
         options = registered.options
-        if task_kwargs:
-            kwargs = {**kwargs, **task_kwargs}
         enc_args, enc_kwargs = encode_call(name, args, kwargs)
-        if delay is not None and delay < 0:
-            raise ValueError(f"delay must not be negative, got {delay!r}")
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must not be negative, got {timeout!r}")
-        if max_retries is not None and max_retries < 0:
-            raise ValueError(f"max_retries must not be negative, got {max_retries!r}")
         now = time.time()
         retries = max_retries if max_retries is not None else options.max_retries
         task_timeout = timeout if timeout is not None else options.timeout
@@ -204,7 +231,7 @@ class QueuedTasks:
             priority=priority if priority is not None else (options.priority or 0),
             created_at=now,
             run_at=now + delay if delay else None,
-            parents=self._parent_ids(parent),
+            parents=parents,
             unique_key=unique_key,
         )
 
@@ -212,15 +239,21 @@ class QueuedTasks:
         if parent is None:
             return ()
         items: Iterable[TaskRef | str]
-        items = [parent] if isinstance(parent, (TaskRef, str)) else parent
+        if isinstance(parent, (TaskRef, str)):
+            items = [parent]
+        elif isinstance(parent, Iterable) and not isinstance(parent, (bytes, Mapping)):
+            items = parent
+        else:
+            raise TypeError(f"parent must be a TaskRef, a task id or a list of them, "
+                            f"got {parent!r}")
         ids: list[str] = []
         for item in items:
             if isinstance(item, TaskRef):
                 if item._batch is not None and item._batch.error is not None:
                     raise MissingParentError(f"parent task {item.id} was never stored")
                 ids.append(item.id)
-            elif isinstance(item, str) and item:
-                ids.append(item)
+            elif isinstance(item, str):
+                ids.append(check_key("parent", item))
             else:
                 raise TypeError(f"parent must be a TaskRef or a task id, got {item!r}")
         return tuple(ids)

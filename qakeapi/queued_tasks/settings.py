@@ -25,14 +25,23 @@ from ..constants import (
     ENV_QUEUE_URL,
     RETRY_BASE_DELAY,
     RETRY_MAX_DELAY,
+    SETTING_MAX_COUNT,
     SHUTDOWN_GRACE_SECONDS,
 )
+from ..core.options import check_count, check_seconds
 from ..exceptions import ConfigurationError
 
 __all__ = ["QueueSettings"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def _check_positive_seconds(name: str, value: object) -> float:
+    seconds = check_seconds(name, value)
+    if seconds <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return seconds
 
 
 @dataclass(slots=True, frozen=True)
@@ -56,16 +65,22 @@ class QueueSettings:
     """Seconds a stopping worker lets running tasks finish (QUEUE_SHUTDOWN_GRACE)."""
 
     def __post_init__(self) -> None:
-        if self.max_workers < 1:
-            raise ConfigurationError(f"{ENV_QUEUE_MAX_WORKERS} must be at least 1")
-        if self.task_timeout < 0:
-            raise ConfigurationError(f"{ENV_QUEUE_TASK_TIMEOUT} must not be negative")
-        if self.max_retries < 0:
-            raise ConfigurationError(f"{ENV_QUEUE_MAX_RETRIES} must not be negative")
-        if self.lease_seconds <= 0:
-            raise ConfigurationError(f"{ENV_QUEUE_LEASE_SECONDS} must be positive")
-        if self.shutdown_grace < 0:
-            raise ConfigurationError(f"{ENV_QUEUE_SHUTDOWN_GRACE} must not be negative")
+        for field, env, check in (
+            ("max_workers", ENV_QUEUE_MAX_WORKERS,
+             lambda n, v: check_count(n, v, minimum=1, maximum=SETTING_MAX_COUNT)),
+            ("task_timeout", ENV_QUEUE_TASK_TIMEOUT, check_seconds),
+            ("max_retries", ENV_QUEUE_MAX_RETRIES, check_count),
+            ("lease_seconds", ENV_QUEUE_LEASE_SECONDS, _check_positive_seconds),
+            ("retention_seconds", ENV_QUEUE_RETENTION_SECONDS, check_seconds),
+            ("retry_base_delay", None, check_seconds),
+            ("retry_max_delay", None, check_seconds),
+            ("shutdown_grace", ENV_QUEUE_SHUTDOWN_GRACE, check_seconds),
+        ):
+            name = f"QueueSettings.{field}" + (f" ({env})" if env else "")
+            try:
+                object.__setattr__(self, field, check(name, getattr(self, field)))
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
 
     @property
     def timeout(self) -> float | None:

@@ -25,6 +25,7 @@ import anyio
 import anyio.abc
 
 from ..constants import HEARTBEAT_FRACTION, IDLE_RECHECK_SECONDS, PROGRESS_FLUSH_SECONDS
+from ..core.isolation import ThreadSlots
 from ..types import WorkerInfo
 from .execution import TaskExecution
 from .retry import backoff_delay
@@ -58,7 +59,7 @@ class Worker:
         self._slot_freed = anyio.Event()
         self._stopping = False
         self._stopped = anyio.Event()
-        self._limiter = anyio.CapacityLimiter(self.concurrency)
+        self._threads = ThreadSlots(self.concurrency, on_release=self._thread_returned)
         self._progress_wanted = anyio.Event()
 
     # -- control ----------------------------------------------------------------------
@@ -71,6 +72,9 @@ class Worker:
     async def stop_and_wait(self) -> None:
         self.stop()
         await self._stopped.wait()
+
+    def _thread_returned(self) -> None:
+        self._slot_freed.set()
 
     def _on_work(self) -> None:
         self._wake.set()
@@ -136,7 +140,7 @@ class Worker:
         lease = self.settings.lease_seconds
         failures = 0
         while not self._stopping:
-            free = self.concurrency - len(self.running)
+            free = self.concurrency - len(self.running) - self._threads.abandoned
             if free <= 0:
                 self._slot_freed = anyio.Event()
                 await self._slot_freed.wait()
@@ -175,7 +179,7 @@ class Worker:
 
     async def _run(self, execution: TaskExecution) -> None:
         try:
-            outcome = await execution.run(self._limiter)
+            outcome = await execution.run(self._threads)
         finally:
             self.running.pop(execution.record.id, None)
             self._slot_freed.set()
