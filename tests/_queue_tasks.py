@@ -93,3 +93,7 @@ async def record_order(key: str, name: str) -> str:
 
 async def read_context_default() -> Any:
     return get_context("missing.key", "fallback")
+
+
+async def retry_with(delay: str) -> None:
+    raise Retry(delay=float(delay))

@@ -256,7 +256,7 @@ class QueuedTasks:
                 ids.append(check_key("parent", item))
             else:
                 raise TypeError(f"parent must be a TaskRef or a task id, got {item!r}")
-        return tuple(ids)
+        return tuple(dict.fromkeys(ids))
 
     async def _store(self, batch: Batch) -> None:
         """Store ``batch`` in one call; settles it (with the error, which is re-raised)."""
