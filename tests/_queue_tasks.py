@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import sys
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -97,3 +100,52 @@ async def read_context_default() -> Any:
 
 async def retry_with(delay: str) -> None:
     raise Retry(delay=float(delay))
+
+
+class Fatal(BaseException):
+    """A custom BaseException, as some libraries define."""
+
+
+async def exits(code: int) -> None:
+    sys.exit(code)
+
+
+def sync_exits(code: int) -> None:
+    sys.exit(code)
+
+
+async def raises_fatal() -> None:
+    raise Fatal("fatal")
+
+
+class ThreadGauge:
+    """Threads inside :func:`sleep_in_thread` now, at most, and finished."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.peak = self.ended = 0
+
+    def enter(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.now -= 1
+            self.ended += 1
+
+
+gauge = ThreadGauge()
+thread_gates: dict[str, threading.Event] = {}
+
+
+def sleep_in_thread(seconds: float, gate: str = "") -> None:
+    gauge.enter()
+    try:
+        if gate:
+            thread_gates[gate].wait(seconds)
+        else:
+            time.sleep(seconds)
+    finally:
+        gauge.leave()

@@ -93,16 +93,16 @@ async def test_bad_registration_options_are_refused() -> None:
     tasks.register(t.multiply, no_retry_on=t.AuthError, timeout=5, priority=3)
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("QUEUE_TASK_TIMEOUT", "nan"), ("QUEUE_TASK_TIMEOUT", "inf"), ("QUEUE_TASK_TIMEOUT", "-1"),
-    ("QUEUE_LEASE_SECONDS", "nan"), ("QUEUE_LEASE_SECONDS", "0"),
-    ("QUEUE_SHUTDOWN_GRACE", "inf"), ("QUEUE_RETENTION_SECONDS", "nan"),
-    ("QUEUE_MAX_RETRIES", "-1"), ("QUEUE_MAX_RETRIES", "100000"), ("QUEUE_MAX_WORKERS", "0"),
-])
-def test_bad_queue_settings_from_the_environment_name_their_variable(variable: str,
-                                                                     value: str) -> None:
-    with pytest.raises(ConfigurationError, match=variable):
-        QueueSettings.from_env({variable: value})
+def test_bad_queue_settings_from_the_environment_name_their_variable() -> None:
+    for variable, value in (
+        ("QUEUE_TASK_TIMEOUT", "nan"), ("QUEUE_TASK_TIMEOUT", "inf"),
+        ("QUEUE_TASK_TIMEOUT", "-1"), ("QUEUE_LEASE_SECONDS", "nan"),
+        ("QUEUE_LEASE_SECONDS", "0"), ("QUEUE_SHUTDOWN_GRACE", "inf"),
+        ("QUEUE_RETENTION_SECONDS", "nan"), ("QUEUE_MAX_RETRIES", "-1"),
+        ("QUEUE_MAX_RETRIES", "100000"), ("QUEUE_MAX_WORKERS", "0"),
+    ):
+        with pytest.raises(ConfigurationError, match=variable):
+            QueueSettings.from_env({variable: value})
 
 
 def test_the_cli_refuses_a_nan_timeout_in_one_line(tmp_path: Path) -> None:
