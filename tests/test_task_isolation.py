@@ -201,7 +201,8 @@ class ThreadCount:
             await anyio.sleep(0.005)
 
 
-async def test_timed_out_background_threads_keep_their_slot() -> None:
+async def test_timed_out_background_threads_keep_their_slot(
+        caplog: pytest.LogCaptureFixture) -> None:
     """Waves of sync tasks that time out while their threads sleep on: only the first wave
     gets threads; later waves time out waiting for a slot; the limit holds throughout."""
     BackgroundTaskManager.reset()
@@ -237,6 +238,7 @@ async def test_timed_out_background_threads_keep_their_slot() -> None:
             # Shutdown did not wait for the stuck thread (it can't be killed).
             assert manager.tasks[stuck].status is TaskStatus.CANCELLED
             assert gauge.now == 1
+            assert "with 1 task thread(s) still running" in caplog.text
     finally:
         for event in t.thread_gates.values():
             event.set()

@@ -137,7 +137,7 @@ class BackgroundTaskManager:
             return
         self._users = 1
         self._stopping = False
-        self._threads = ThreadSlots(self.settings.thread_limit)
+        threads = self._threads = ThreadSlots(self.settings.thread_limit)
         # The running backend's Event class: creating it directly skips anyio's backend
         # lookup, which costs more than the event itself on the runners' idle path.
         self._new_event = type(anyio.Event())
@@ -156,6 +156,7 @@ class BackgroundTaskManager:
                                 self.settings.shutdown_grace if grace is None else grace
                             )
         finally:
+            threads.warn_if_abandoned("the background task manager")
             self._task_group = None
             self._threads = None
             self._accepting = False

@@ -118,6 +118,14 @@ class ThreadSlots:
         limiter.release_on_behalf_of(call)
         return result
 
+    def warn_if_abandoned(self, owner: str) -> None:
+        """At shutdown: say so if abandoned threads still run (nothing can stop them)."""
+        if self.abandoned:
+            logger.warning(
+                "%s stopped with %d task thread(s) still running: a thread can't be "
+                "stopped, and the process exits only when they return (or is killed)",
+                owner, self.abandoned)
+
     def _stopped_waiting(self, call: _ThreadCall[Any]) -> None:
         with call.lock:
             if call.state == _RUNNING:

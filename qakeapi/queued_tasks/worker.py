@@ -105,6 +105,7 @@ class Worker:
             with anyio.CancelScope(shield=True):
                 await self._retrying("unregister worker", lambda: storage.unregister_worker(
                     self.id), attempts=3)
+            self._threads.warn_if_abandoned(f"worker {self.id}")
             self._stopped.set()
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]],
