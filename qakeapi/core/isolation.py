@@ -19,10 +19,9 @@ import asyncio
 import functools
 import importlib
 import logging
-import math
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 
@@ -86,6 +85,26 @@ class _ThreadCall(Generic[T]):
                 release()
 
 
+class _NoLimit:
+    """A limiter that never waits, for ``to_thread.run_sync``: the slots already bound the
+    threads, and a real limiter (even an unbounded one) costs an event-loop round per call."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        return None
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        return None
+
+
+_NO_LIMIT = cast(anyio.CapacityLimiter, _NoLimit())
+
+
 class ThreadSlots:
     """Runs plain functions on threads, at most ``total`` at once — counting the threads
     whose caller stopped waiting, until they return.
@@ -98,7 +117,6 @@ class ThreadSlots:
         """Threads still running whose caller stopped waiting for them."""
         self._on_release = on_release
         self._limiter = anyio.CapacityLimiter(total)
-        self._unbounded = anyio.CapacityLimiter(math.inf)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a thread once a slot is free. A cancelled caller returns at once;
@@ -110,7 +128,7 @@ class ThreadSlots:
         except anyio.WouldBlock:
             await limiter.acquire_on_behalf_of(call)
         try:
-            result = await anyio.to_thread.run_sync(call, limiter=self._unbounded,
+            result = await anyio.to_thread.run_sync(call, limiter=_NO_LIMIT,
                                                     abandon_on_cancel=True)
         except BaseException:
             self._stopped_waiting(call)
