@@ -286,3 +286,28 @@ async def test_timed_out_queued_threads_keep_their_worker_slot(queue_url: str  #
         while gauge.now:
             await anyio.sleep(0.01)
     assert gauge.ended == 10
+
+
+def raise_when_released(gate: threading.Event) -> None:
+    gate.wait(30)
+    raise ValueError("raised late, in an abandoned thread")
+
+
+async def test_an_error_of_an_abandoned_thread_is_logged(caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    BackgroundTaskManager.reset()
+    manager = BackgroundTaskManager()
+    gate = threading.Event()
+    try:
+        async with manager.lifespan(grace=1.0):
+            task_id = await manager.add_task(raise_when_released, gate, timeout=0.05)
+            record = await manager.wait(task_id, 10)
+            assert record.error is not None and record.error.timed_out
+            gate.set()
+            with anyio.fail_after(10):
+                while "raised late, in an abandoned thread" not in caplog.text:
+                    await anyio.sleep(0.01)
+    finally:
+        gate.set()
+        BackgroundTaskManager.reset()
+    assert "raise_when_released" in caplog.text

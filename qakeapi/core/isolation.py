@@ -76,13 +76,22 @@ class _ThreadCall(Generic[T]):
                 raise RuntimeError("nobody waits for this call any more")
             self.state = _RUNNING
         try:
-            return self.fn()
-        finally:
-            with self.lock:
-                self.state = _DONE
-                release = self.release
-            if release is not None:
-                release()
+            result = self.fn()
+        except BaseException as exc:
+            self._returned(exc)
+            raise
+        self._returned(None)
+        return result
+
+    def _returned(self, error: BaseException | None) -> None:
+        with self.lock:
+            self.state = _DONE
+            release = self.release
+        if release is not None:
+            if error is not None:
+                logger.warning("%r raised in its thread after its task stopped waiting",
+                               getattr(self.fn, "func", self.fn), exc_info=error)
+            release()
 
 
 class _NoLimit:
