@@ -52,3 +52,9 @@ WORKER_STALE_SECONDS = 3 * DEFAULT_LEASE_SECONDS
 """A worker whose last heartbeat is older is not shown as live."""
 PROGRESS_FLUSH_SECONDS = 0.5
 """A running task's changed context/logs are stored at most this often."""
+NOTIFY_DIR_SUFFIX = ".qakeapi"
+"""SQLite wake-up sockets live in ``.<database file name>.qakeapi`` beside the file."""
+UNIX_SOCKET_PATH_MAX = 107
+"""Longest Unix socket path (bytes, without the final NUL); longer directories are skipped."""
+BIND_ATTEMPTS = 3
+"""Tries to bind a wake-up socket while other listeners may remove the directory."""
