@@ -58,3 +58,13 @@ UNIX_SOCKET_PATH_MAX = 107
 """Longest Unix socket path (bytes, without the final NUL); longer directories are skipped."""
 BIND_ATTEMPTS = 3
 """Tries to bind a wake-up socket while other listeners may remove the directory."""
+SUPERVISOR_CHECK_SECONDS = 0.5
+"""How often ``queue start --workers N`` checks its worker processes."""
+SUPERVISOR_STABLE_SECONDS = 10.0
+"""A worker process that ran this long before dying is restarted with the shortest backoff."""
+SUPERVISOR_BACKOFF_BASE = 0.5
+SUPERVISOR_BACKOFF_MAX = 30.0
+"""Restart delays double from the base to the max while a worker process keeps dying young."""
+SUPERVISOR_MAX_QUICK_FAILURES = 5
+"""The supervisor gives up (exit 1) when one worker process dies young this many times in a
+row."""

@@ -172,7 +172,8 @@ class BackgroundTaskManager:
             self._all_done = anyio.Event()
             with anyio.move_on_after(grace):
                 await self._all_done.wait()
-        for job in list(self._pending):
+        dropped = [job for job in self._pending if job.status not in TERMINAL_STATUSES]
+        for job in dropped:
             self._finish_cancelled(job, "shutdown: not started within the grace period")
         self._pending.clear()
         for job in self._unfinished():
@@ -181,6 +182,10 @@ class BackgroundTaskManager:
                 job.runner.cancel()
             elif job.status is TaskStatus.PENDING:
                 self._finish_cancelled(job, "shutdown: the manager stopped")
+                dropped.append(job)
+        for job in dropped:
+            logger.warning("background task %s (%s) cancelled: %s", job.id, job.name,
+                           job.cancel_reason)
         self._stopping = True
         for waiter in self._idle + self._room_waiters:
             waiter.set()
