@@ -68,3 +68,7 @@ SUPERVISOR_BACKOFF_MAX = 30.0
 SUPERVISOR_MAX_QUICK_FAILURES = 5
 """The supervisor gives up (exit 1) when one worker process dies young this many times in a
 row."""
+SAME_STOP_SIGNAL_SECONDS = 1.0
+"""A worker takes a second SIGINT/SIGTERM this soon after the first as the same stop (sent by
+both its supervisor and a service manager, or by a terminal to the process group), not as
+"force"."""

@@ -148,3 +148,29 @@ def test_supervisor_gives_up_on_workers_that_keep_dying(
             signal.signal(sig, handler)
     assert sum("exited with code 3" in r.getMessage() for r in caplog.records) >= 5
     assert any("started in place of" in r.getMessage() for r in caplog.records)
+
+
+def test_sigterm_to_the_whole_group_drains_instead_of_forcing(tmp_path: Path) -> None:
+    """A service manager signals every process of the group and the supervisor passes it on:
+    each worker gets SIGTERM twice at once, and must still let its running task finish."""
+    runs = write_task_app(tmp_path)
+    url = f"sqlite:///{tmp_path}/queue.db"
+    supervisor_process = start_worker(tmp_path, url, workers=2)
+    try:
+        script = ("import anyio, taskapp\nfrom qakeapi.queued_tasks import QueuedTasks\n"
+                  "async def main():\n"
+                  f"    async with QueuedTasks({url!r}, embedded_worker=False) as q:\n"
+                  "        q.add_task(taskapp.work, 1, 3.0)\n"
+                  "        await q.flush()\nanyio.run(main)\n")
+        subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env_for(tmp_path),
+                       check=True, timeout=60)
+        wait_until(lambda: '"running"' in cli(tmp_path, "list", "--url", url, "--json").stdout,
+                   30, "the task to run")
+        os.killpg(supervisor_process.pid, signal.SIGTERM)
+        supervisor_process.wait(60)
+    finally:
+        stop(supervisor_process)
+    assert read_runs(runs) == [1]
+    statuses = [r["status"] for r in json.loads(cli(tmp_path, "list", "--url", url,
+                                                    "--json").stdout)]
+    assert statuses == ["succeeded"]

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 import anyio
 import click
 
+from ..constants import SAME_STOP_SIGNAL_SECONDS
 from ..exceptions import BackendUnavailable, ConfigurationError, QueueError, TaskNotFound
 from ..importing import AppImportError, load_app
 from ..types import TaskRecord, TaskStatus
@@ -172,13 +173,18 @@ async def _run_worker(app_path: str, url: str | None, concurrency: int | None) -
         async with anyio.create_task_group() as tg:
 
             async def on_signals() -> None:
+                first: float | None = None
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for _ in signals:
-                        if worker._stopping:
+                        now = time.monotonic()
+                        if first is None:
+                            first = now
+                            click.echo(f"worker {worker.id}: stopping (again to force)",
+                                       err=True)
+                            worker.stop()
+                        elif now - first >= SAME_STOP_SIGNAL_SECONDS:
                             tg.cancel_scope.cancel()
                             return
-                        click.echo(f"worker {worker.id}: stopping (again to force)", err=True)
-                        worker.stop()
 
             tg.start_soon(on_signals)
             await worker.run()
