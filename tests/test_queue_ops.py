@@ -20,6 +20,7 @@ from qakeapi.queued_tasks.supervisor import Supervisor, WorkersKeepFailing
 
 from . import _queue_tasks as t
 from ._processes import env_for, read_runs, start_worker, stop, wait_until, write_task_app
+from .test_queue_cli import enqueue_script
 
 pytestmark = pytest.mark.slow
 
@@ -117,13 +118,8 @@ def test_supervisor_restarts_a_killed_worker(tmp_path: Path) -> None:
         os.kill(max(first), signal.SIGKILL)
         wait_until(lambda: len(child_pids(supervisor_process.pid) - first) == 2, 60,
                    "the second worker replaced too")
-        script = ("import anyio, taskapp\nfrom qakeapi.queued_tasks import QueuedTasks\n"
-                  "async def main():\n"
-                  f"    async with QueuedTasks({url!r}, embedded_worker=False) as q:\n"
-                  "        [q.add_task(taskapp.work, i) for i in range(20)]\n"
-                  "        await q.flush()\nanyio.run(main)\n")
-        subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env_for(tmp_path),
-                       check=True, timeout=60)
+        enqueue_script(tmp_path, url, "        for i in range(20):\n"
+                                      "            tasks.add_task(taskapp.work, i)")
         wait_until(lambda: sorted(read_runs(runs)) == list(range(20)), 60, "20 runs")
         assert supervisor_process.poll() is None
     finally:
@@ -157,13 +153,7 @@ def test_sigterm_to_the_whole_group_drains_instead_of_forcing(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path}/queue.db"
     supervisor_process = start_worker(tmp_path, url, workers=2)
     try:
-        script = ("import anyio, taskapp\nfrom qakeapi.queued_tasks import QueuedTasks\n"
-                  "async def main():\n"
-                  f"    async with QueuedTasks({url!r}, embedded_worker=False) as q:\n"
-                  "        q.add_task(taskapp.work, 1, 3.0)\n"
-                  "        await q.flush()\nanyio.run(main)\n")
-        subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env_for(tmp_path),
-                       check=True, timeout=60)
+        enqueue_script(tmp_path, url, "        tasks.add_task(taskapp.work, 1, 3.0)")
         wait_until(lambda: '"running"' in cli(tmp_path, "list", "--url", url, "--json").stdout,
                    30, "the task to run")
         os.killpg(supervisor_process.pid, signal.SIGTERM)

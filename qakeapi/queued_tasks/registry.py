@@ -101,9 +101,13 @@ class TaskRegistry:
         Never the standard library's or qakeapi's: their functions can import or run anything.
         """
         top = module_name.split(".")[0]
-        if _is_dotted_name(module_name) and top not in _NEVER_APP_PACKAGES and (
-                top not in sys.stdlib_module_names):
-            self.packages.add(top)
+        if not _is_dotted_name(module_name) or top in _NEVER_APP_PACKAGES:
+            return
+        if top in sys.stdlib_module_names:
+            logger.warning("the app's package %r has the name of a standard-library module: "
+                           "workers run only its registered functions (@tasks.task)", top)
+            return
+        self.packages.add(top)
 
     def _in_app(self, module_name: str) -> bool:
         return module_name.split(".")[0] in self.packages

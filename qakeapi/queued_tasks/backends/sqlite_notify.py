@@ -94,20 +94,31 @@ def _make_private(path: str) -> bool:
     return False
 
 
+def _send_all(sender: socket.socket, directory: str, message: bytes) -> None:
+    """Send ``message`` to every socket in ``directory``; remove those nobody listens on."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            sender.sendto(message, path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        except BlockingIOError:
+            pass  # its buffer is full of wake-ups already
+        except OSError as exc:
+            if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
+                logger.warning("notifying %s failed: %r", path, exc)
+
+
 def _prune(directory: str) -> None:
     """Remove sockets nobody listens on (left by dead processes)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe, \
-            contextlib.suppress(OSError):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
         probe.setblocking(False)
-        for name in os.listdir(directory):
-            path = os.path.join(directory, name)
-            try:
-                probe.sendto(_PROBE, path)
-            except (ConnectionRefusedError, FileNotFoundError):
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-            except OSError:
-                pass  # alive, busy: its buffer is full
+        _send_all(probe, directory, _PROBE)
 
 
 class Notifier:
@@ -128,26 +139,7 @@ class Notifier:
         """Send ``message`` to every listener (never blocks, never raises)."""
         for directory in self.directories:
             if is_private(directory):
-                self._send_in(directory, message)
-
-    def _send_in(self, directory: str, message: bytes) -> None:
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            return
-        sender = self._socket()
-        for name in names:
-            path = os.path.join(directory, name)
-            try:
-                sender.sendto(message, path)
-            except (ConnectionRefusedError, FileNotFoundError):
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-            except BlockingIOError:
-                pass  # its buffer is full of wake-ups already
-            except OSError as exc:
-                if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
-                    logger.warning("notifying %s failed: %r", path, exc)
+                _send_all(self._socket(), directory, message)
 
     def close(self) -> None:
         if self._sender is not None:
