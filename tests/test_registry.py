@@ -162,6 +162,8 @@ def test_strict_registry_runs_registered_functions_only(app_dir: Path) -> None:
     assert registry.resolve("tests._queue_tasks:add").fn is t.add
     with pytest.raises(TypeError, match="strict mode"):
         registry.for_function(t.multiply)
+    registry.register(t.echo, name="echo")
+    assert registry.resolve("tests._queue_tasks:echo").fn is t.echo
 
 
 def test_strict_setting_from_the_environment() -> None:

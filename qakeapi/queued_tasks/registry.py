@@ -15,6 +15,7 @@ worker import or call other code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -119,6 +120,9 @@ class TaskRegistry:
         task = RegisteredTask(name or task_name(fn), fn, _is_async(fn), options or TaskOptions())
         self._tasks[task.name] = task
         self._by_fn[fn] = task
+        if name is not None:
+            with contextlib.suppress(TypeError):
+                self._tasks.setdefault(task_name(fn), task)  # the name add_task stores
         return task
 
     def for_function(self, fn: Callable[..., Any]) -> RegisteredTask:
