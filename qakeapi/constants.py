@@ -27,8 +27,9 @@ DEFAULT_BODY_TIMEOUT = 30.0
 # --- `qakeapi run` (uvicorn) --------------------------------------------------------
 SERVER_TIMEOUT_KEEP_ALIVE = 5
 """Seconds an idle keep-alive connection stays open after a response."""
+ENV_HEADER_TIMEOUT = "QAKEAPI_HEADER_TIMEOUT"
 SERVER_HEADER_TIMEOUT = 10.0
-"""Seconds a connection may take to send a request's line and headers."""
+"""Seconds a connection may take to send a request's line and headers; 0 = none."""
 SERVER_LIMIT_CONCURRENCY = 1000
 """Connections and tasks one server process takes before answering 503."""
 SERVER_BACKLOG = 2048
