@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -35,7 +35,14 @@ from .constants import (
 from .exceptions import HTTPException
 from .responses import JSONResponse
 
-__all__ = ["RequestBodyError", "RequestLimits", "resolve_limits"]
+__all__ = [
+    "RequestBodyError",
+    "RequestLimits",
+    "check_size",
+    "check_timeout",
+    "resolve_limits",
+    "setting_from_env",
+]
 
 _HTTP1 = frozenset({"1.0", "1.1"})
 
@@ -47,7 +54,7 @@ class RequestBodyError(HTTPException):
         super().__init__(status_code, detail, headers={"connection": "close"})
 
 
-def _check_size(value: Any, name: str) -> int:
+def check_size(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int (bytes; 0 = no limit), got {value!r}")
     if value < 0:
@@ -55,12 +62,24 @@ def _check_size(value: Any, name: str) -> int:
     return value
 
 
-def _check_timeout(value: Any, name: str) -> float:
+def check_timeout(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds (0 = none), got {value!r}")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
     return float(value)
+
+
+def setting_from_env(env: Mapping[str, str], name: str, parse: Callable[[str], Any],
+                     kind: str, default: Any) -> Any:
+    """``parse(env[name])``, or ``default`` when unset; ValueError naming the variable."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        return parse(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a valid {kind}") from None
 
 
 def resolve_limits(
@@ -71,26 +90,14 @@ def resolve_limits(
     Raises TypeError/ValueError naming the argument or variable that can't be used."""
     env = os.environ if environ is None else environ
     if max_body_size is None:
-        raw = env.get(ENV_MAX_BODY_SIZE)
-        if raw is None:
-            max_body_size = DEFAULT_MAX_BODY_SIZE
-        else:
-            try:
-                max_body_size = int(raw)
-            except ValueError:
-                raise ValueError(f"{ENV_MAX_BODY_SIZE}={raw!r} is not a valid int") from None
-            _check_size(max_body_size, ENV_MAX_BODY_SIZE)
+        max_body_size = check_size(
+            setting_from_env(env, ENV_MAX_BODY_SIZE, int, "int", DEFAULT_MAX_BODY_SIZE),
+            ENV_MAX_BODY_SIZE)
     if body_timeout is None:
-        raw = env.get(ENV_BODY_TIMEOUT)
-        if raw is None:
-            body_timeout = DEFAULT_BODY_TIMEOUT
-        else:
-            try:
-                body_timeout = float(raw)
-            except ValueError:
-                raise ValueError(f"{ENV_BODY_TIMEOUT}={raw!r} is not a valid number") from None
-            _check_timeout(body_timeout, ENV_BODY_TIMEOUT)
-    return _check_size(max_body_size, "max_body_size"), _check_timeout(body_timeout,
+        body_timeout = check_timeout(
+            setting_from_env(env, ENV_BODY_TIMEOUT, float, "number", DEFAULT_BODY_TIMEOUT),
+            ENV_BODY_TIMEOUT)
+    return check_size(max_body_size, "max_body_size"), check_timeout(body_timeout,
                                                                         "body_timeout")
 
 

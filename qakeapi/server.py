@@ -19,6 +19,7 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .constants import ENV_HEADER_TIMEOUT, SERVER_HEADER_TIMEOUT
+from .http_limits import check_timeout, setting_from_env
 
 __all__ = ["HeaderTimeoutH11Protocol", "header_timeout_from_env", "protocol_class"]
 
@@ -26,16 +27,9 @@ logger = logging.getLogger("qakeapi.server")
 
 
 def header_timeout_from_env() -> float:
-    raw = os.environ.get(ENV_HEADER_TIMEOUT)
-    if raw is None:
-        return SERVER_HEADER_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{ENV_HEADER_TIMEOUT}={raw!r} is not a valid number") from None
-    if not value >= 0:
-        raise ValueError(f"{ENV_HEADER_TIMEOUT}={raw!r} must be >= 0 (0 = none)")
-    return value
+    return check_timeout(
+        setting_from_env(os.environ, ENV_HEADER_TIMEOUT, float, "number", SERVER_HEADER_TIMEOUT),
+        ENV_HEADER_TIMEOUT)
 
 
 class _HeaderTimeout:
