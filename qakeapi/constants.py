@@ -16,6 +16,28 @@ BACKGROUND_RETAIN_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 """How long shutdown waits for running tasks before cancelling them."""
 
+# --- HTTP requests ------------------------------------------------------------------
+ENV_MAX_BODY_SIZE = "QAKEAPI_MAX_BODY_SIZE"
+ENV_BODY_TIMEOUT = "QAKEAPI_BODY_TIMEOUT"
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+"""Bytes of request body an app accepts (413 beyond); 0 means no limit."""
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds from the first read of a request body to its last byte (408 beyond); 0 = none."""
+
+# --- `qakeapi run` (uvicorn) --------------------------------------------------------
+SERVER_TIMEOUT_KEEP_ALIVE = 5
+"""Seconds an idle keep-alive connection stays open after a response."""
+ENV_HEADER_TIMEOUT = "QAKEAPI_HEADER_TIMEOUT"
+SERVER_HEADER_TIMEOUT = 10.0
+"""Seconds a connection may take to send a request's line and headers; 0 = none."""
+SERVER_LIMIT_CONCURRENCY = 1000
+"""Connections and tasks one server process takes before answering 503."""
+SERVER_BACKLOG = 2048
+SERVER_H11_MAX_INCOMPLETE_EVENT_SIZE = 16 * 1024
+"""Bytes of request line and headers buffered before the request is refused."""
+SERVER_TIMEOUT_GRACEFUL_SHUTDOWN = 30
+"""Seconds a stopping server waits for open connections before closing them."""
+
 # --- queued tasks: environment variables -----------------------------------------
 ENV_QUEUE_URL = "QUEUE_URL"
 ENV_QUEUE_MAX_WORKERS = "QUEUE_MAX_WORKERS"

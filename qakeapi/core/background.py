@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from ..exceptions import ManagerNotRunning, TaskWaitTimeout
+from ..exceptions import ManagerNotRunning, TaskWaitTimeout, TooManyPendingTasks
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskRecord, TaskStatus
 from .background_jobs import DESCRIPTIONS, Job, Runner, TaskTable, describe_cached
 from .background_settings import BackgroundSettings
 from .errors import single_exception
-from .request_tasks import current_request_tasks
+from .request_tasks import RequestTasks, current_request_tasks
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -507,21 +507,24 @@ async def add_background_task(
     if holder is None or not holder.open:
         await manager._submit(job)
         return job.id
-    # Held until the response has been sent. A full queue makes the handler wait for room
-    # (backpressure on the requests), since releasing a response's tasks can't wait.
-    if len(manager._pending) >= manager.settings.max_pending and (
-        not await manager._wait_for_room(job)
-    ):
-        return job.id  # the manager stopped: the task is recorded cancelled
-    held = holder.held
-    if held is None:
-        holder.held = [job]
-        holder.held_owner = manager
-    elif holder.held_owner is manager:
-        held.append(job)
-    else:
+    # Held until the response has been sent; held tasks count against max_pending. A full
+    # queue makes the handler wait for room (backpressure on the requests), since releasing
+    # a response's tasks can't wait; held tasks that still fill it can't drain before their
+    # responses, so the request is refused.
+    limit = manager.settings.max_pending
+    if len(manager._pending) + RequestTasks.held_total >= limit:
+        if not await manager._wait_for_room(job):
+            return job.id  # the manager stopped: the task is recorded cancelled
+        if len(manager._pending) + RequestTasks.held_total >= limit:
+            reason = (f"too many background tasks: {RequestTasks.held_total} held by open "
+                      f"requests and {len(manager._pending)} pending reach max_pending={limit}")
+            manager._finish_cancelled(job, reason)
+            raise TooManyPendingTasks(reason)
+    try:
+        holder.hold(job, manager)
+    except RuntimeError:
         manager._finish_cancelled(job, "a request can't hold tasks of two managers")
-        raise RuntimeError("background tasks of two managers in one request")
+        raise
     if manager._events is not None and manager._events.active:
         await manager._created(job)
     return job.id
