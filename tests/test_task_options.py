@@ -8,7 +8,6 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from qakeapi.queued_tasks import QueuedTasks, QueueSettings
 from qakeapi.testing import AsyncTestClient
 
 from . import _queue_tasks as t
+from .test_background import manager  # noqa: F401 - the running manager fixture
 from .test_queue import fast_settings, queue_url  # noqa: F401 - the backends fixture
 
 pytestmark = pytest.mark.anyio
@@ -118,7 +118,7 @@ def test_the_cli_refuses_a_nan_timeout_in_one_line(tmp_path: Path) -> None:
 
 async def test_bad_background_settings_are_refused() -> None:
     BackgroundTaskManager.reset()
-    manager = BackgroundTaskManager()
+    stopped = BackgroundTaskManager()
     for field, value, error in (("shutdown_grace", NAN, ValueError),
                                 ("retain_seconds", INF, ValueError),
                                 ("thread_limit", True, TypeError),
@@ -126,10 +126,10 @@ async def test_bad_background_settings_are_refused() -> None:
                                 ("max_concurrency", 0, ValueError),
                                 ("retain_finished", -1, ValueError)):
         with pytest.raises(error, match=field):
-            manager.configure(**{field: value})
+            stopped.configure(**{field: value})
         with pytest.raises(error, match=field):
             BackgroundSettings(**{field: value})
-    assert manager.settings == BackgroundSettings()
+    assert stopped.settings == BackgroundSettings()
     BackgroundTaskManager.reset()
 
 
@@ -145,17 +145,8 @@ async def ok(x: int = 1) -> int:
     return x
 
 
-@pytest.fixture
-async def manager() -> AsyncIterator[BackgroundTaskManager]:
-    BackgroundTaskManager.reset()
-    instance = BackgroundTaskManager()
-    async with instance.lifespan(grace=1.0):
-        yield instance
-    BackgroundTaskManager.reset()
-
-
 async def test_bad_background_options_are_refused_and_the_manager_lives_on(
-        manager: BackgroundTaskManager) -> None:
+        manager: BackgroundTaskManager) -> None:  # noqa: F811
     for option, value, error in [*BACKGROUND_BAD_OPTIONS, ("wait", "yes", TypeError)]:
         with pytest.raises(error, match=option):
             await manager.add_task(ok, **{option: value})
@@ -174,8 +165,8 @@ async def test_a_request_with_a_nan_timeout_does_not_break_the_next_requests() -
     ids: list[str] = []
 
     @app.post("/run")
-    async def run(timeout: float) -> dict[str, bool]:
-        ids.append(await add_background_task(ok, 7, timeout=timeout))
+    async def run(timeout: str) -> dict[str, bool]:
+        ids.append(await add_background_task(ok, 7, timeout=float(timeout)))
         return {"queued": True}
 
     async with AsyncTestClient(app) as client:
