@@ -51,3 +51,8 @@ WORKER_STALE_SECONDS = 3 * DEFAULT_LEASE_SECONDS
 """A worker whose last heartbeat is older is not shown as live."""
 PROGRESS_FLUSH_SECONDS = 0.5
 """A running task's changed context/logs are stored at most this often."""
+MAX_JSON_DEPTH = 200
+"""Deepest nesting of lists/dicts in a queued task's arguments, result and context: deeper
+values are refused at ``add_task`` and a stored row nested deeper is read as corrupt."""
+CORRUPT_ROW = "corrupt row"
+"""How the reason of a task failed because its stored row can't be read begins."""

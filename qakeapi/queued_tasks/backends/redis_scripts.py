@@ -36,6 +36,8 @@ __all__ = [
 PRELUDE = """
 local P = ARGV[1]
 local function tkey(id) return P .. ':t:' .. id end
+local STATUSES = {pending = true, running = true, succeeded = true, failed = true,
+  cancelled = true}
 local function count(status, delta)
   if status then redis.call('HINCRBY', P .. ':counts', status, delta) end
 end
@@ -184,8 +186,12 @@ while claimed < limit do
     local id = string.sub(popped[i], 17)
     redis.call('ZREM', P .. ':readytime', id)
     local key = tkey(id)
-    if redis.call('HGET', key, 'status') == 'pending' then
-      redis.call('HINCRBY', key, 'attempts', 1)
+    local status = redis.call('HGET', key, 'status')
+    if status == 'pending' then
+      local attempts = redis.call('HGET', key, 'attempts')
+      if not attempts or string.match(attempts, '^%-?%d%d?%d?%d?%d?%d?%d?%d?%d?$') then
+        redis.call('HINCRBY', key, 'attempts', 1)
+      end
       redis.call('HSET', key, 'status', 'running', 'started_at', now, 'worker_id', worker,
         'lease', lease)
       redis.call('ZADD', P .. ':running', lease, id)
@@ -196,6 +202,12 @@ while claimed < limit do
       table.insert(out, #fields)
       for _, v in ipairs(fields) do table.insert(out, v) end
       claimed = claimed + 1
+    elseif status and not STATUSES[status] then
+      redis.call('HSET', key, 'status', 'pending', 'error', cjson.encode({type =
+        'CorruptTaskError', message = 'corrupt row: task ' .. id ..
+        ': its status is not a task status', traceback = '', timed_out = false}))
+      end_task(id, 'failed', now, false)
+      after_end(id, 'failed', now)
     end
   end
 end

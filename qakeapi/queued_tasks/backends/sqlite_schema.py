@@ -6,10 +6,11 @@ import json
 import sqlite3
 from typing import Any
 
-from ...exceptions import CorruptTaskError
-from ...types import TaskErrorInfo, TaskRecord, TaskStatus
+from ...types import TaskRecord
+from .rows import decode_record, read_record
 
-__all__ = ["COLUMNS", "SCHEMA", "SCHEMA_VERSION", "record_from_row", "row_from_record"]
+__all__ = ["COLUMNS", "SCHEMA", "SCHEMA_VERSION", "read_row", "record_from_row",
+           "row_from_record", "text_or_escaped"]
 
 SCHEMA_VERSION = 1
 
@@ -91,26 +92,21 @@ INSERT_SQL = (
 )
 
 
+_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
+_JSON_COLUMNS = ("parents", "args", "kwargs", "result", "error", "context", "logs")
+
+
 def record_from_row(row: sqlite3.Row | tuple[Any, ...]) -> TaskRecord:
     """A record from a row selected with COLUMNS; CorruptTaskError if it can't be read."""
-    try:
-        (task_id, name, status, priority, attempts, max_retries, timeout, created_at,
-         started_at, finished_at, run_at, worker_id, lease_expires_at, cancel_reason,
-         cancel_requested, unique_key, parents, args, kwargs, result, error, context,
-         logs) = row
-        return TaskRecord(
-            id=task_id, name=name, status=TaskStatus(status), priority=priority,
-            attempts=attempts, max_retries=max_retries, timeout=timeout,
-            created_at=created_at, started_at=started_at, finished_at=finished_at,
-            run_at=run_at, worker_id=worker_id, lease_expires_at=lease_expires_at,
-            cancel_reason=cancel_reason, cancel_requested=bool(cancel_requested),
-            unique_key=unique_key, parents=tuple(json.loads(parents)),
-            args=json.loads(args), kwargs=json.loads(kwargs),
-            result=None if result is None else json.loads(result),
-            error=None if error is None else TaskErrorInfo.from_dict(json.loads(error)),
-            context=json.loads(context) if context else {},
-            logs=json.loads(logs) if logs else [],
-        )
-    except (ValueError, TypeError) as exc:
-        task = row[0] if row else "?"
-        raise CorruptTaskError(f"task {task} in the SQLite queue is corrupt: {exc}") from exc
+    return decode_record(dict(zip(_NAMES, row, strict=True)), _JSON_COLUMNS)
+
+
+def read_row(row: sqlite3.Row | tuple[Any, ...]) -> TaskRecord:
+    """Like :func:`record_from_row`, but a row that can't be read gives a placeholder."""
+    return read_record(dict(zip(_NAMES, row, strict=True)), _JSON_COLUMNS)
+
+
+def text_or_escaped(data: bytes) -> str:
+    """SQLite text as str; bytes that are not UTF-8 kept as surrogate escapes (then the
+    row reads as corrupt) instead of failing the whole query."""
+    return data.decode("utf-8", "surrogateescape")
