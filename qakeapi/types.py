@@ -79,6 +79,7 @@ _INT_LIMIT = 2**63 - 1
 _TIMESTAMP_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
 """Years 1 to 9999: the times ``datetime`` can show."""
 _MISSING = object()
+_CONTAINERS = (dict, list, tuple)
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
 
 
@@ -90,7 +91,7 @@ def _text(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{field} must be text, got a {_kind(value)}")
     try:
-        value.encode("utf-8")
+        value.isascii() or value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"{field} is not valid UTF-8") from None
     return value
@@ -145,15 +146,15 @@ def _flag(value: Any, field: str) -> bool:
 
 def _nested(value: Any, field: str) -> Any:
     """``value`` unchanged, if its lists/dicts nest at most MAX_JSON_DEPTH deep."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if not isinstance(item, (dict, list, tuple)):
-            continue
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > MAX_JSON_DEPTH:
             raise ValueError(f"{field} is nested more than {MAX_JSON_DEPTH} levels deep")
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list, tuple)))
+        level = [child for item in level
+                 for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, _CONTAINERS)]
     return value
 
 
