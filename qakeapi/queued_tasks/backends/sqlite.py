@@ -31,7 +31,7 @@ from ...exceptions import (
 )
 from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
 from .base import QueueStorage, RenewResult
-from .rows import corrupt_error_info, read_workers, safe_text
+from .rows import corrupt, corrupt_error_info, read_workers, safe_text
 from .sqlite_notify import Notifier
 from .sqlite_schema import (
     COLUMNS,
@@ -73,6 +73,13 @@ def path_from_url(url: str) -> str:
     return path
 
 
+_UNKNOWN_STATUS = (
+    "SELECT seq, id FROM tasks WHERE status < 'cancelled' OR status > 'succeeded' "
+    "OR (status > 'cancelled' AND status < 'failed') OR (status > 'failed' AND status < 'pending') "
+    "OR (status > 'pending' AND status < 'running') "
+    "OR (status > 'running' AND status < 'succeeded')"
+)
+"""Rows whose status is no task status: one index seek per gap between the five."""
 _STATUSES = {s.value: s for s in TaskStatus}
 """A row of unknown status counts as failed, as its placeholder record shows it."""
 
@@ -217,6 +224,10 @@ class SQLiteStorage(QueueStorage):
                 f"ORDER BY priority DESC, due, seq LIMIT ?) RETURNING priority, due, seq, "
                 f"{COLUMNS}",
                 (now, worker_id, now + lease_seconds, now, limit)).fetchall()
+            if len(rows) < limit:
+                for seq, task_id in conn.execute(_UNKNOWN_STATUS).fetchall():
+                    unknown = ValueError("its status is not a task status")
+                    self._fail_corrupt(conn, seq, task_id, corrupt(task_id, unknown), now)
             readable: builtins.list[tuple[tuple[int, float, int], TaskRecord]] = []
             for row in rows:
                 try:
