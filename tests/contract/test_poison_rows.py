@@ -11,7 +11,7 @@ import pytest
 from qakeapi.queued_tasks.backends import QueueStorage
 from qakeapi.types import TaskRecord, TaskStatus
 
-from .conftest import Poison, store_poisoned
+from .._poison import Poison, store_poisoned
 
 pytestmark = pytest.mark.anyio
 T0 = 1_000_000.0
