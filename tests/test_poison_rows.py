@@ -119,9 +119,13 @@ def test_worker_and_cli_survive_poison_rows(tmp_path: Path, url: str) -> None:
             assert records[child_id].status is TaskStatus.CANCELLED
         inspect_with_cli(url, bad)
         retried = next(iter(bad))
-        assert "now pending" in run_cli("retry", retried, "--url", url)
-        wait_until(lambda: anyio.run(read_all, url)[retried].is_terminal, 60, "the retry")
-        assert anyio.run(read_all, url)[retried].status is TaskStatus.FAILED
+        before = records[retried].finished_at
+        assert f"retried {retried}: now" in run_cli("retry", retried, "--url", url)
+        wait_until(lambda: anyio.run(read_all, url)[retried].finished_at != before, 60,
+                   "the retried task to fail again")
+        again = anyio.run(read_all, url)[retried]
+        assert again.status is TaskStatus.FAILED and again.error is not None
+        assert again.error.message.startswith(f"corrupt row: task {retried}: ")
         run_cli("cancel", retried, "--url", url)
         assert worker.poll() is None, "the worker process died"
         assert sorted(read_runs(runs)) == list(range(GOOD)), "a poisoned task ran"

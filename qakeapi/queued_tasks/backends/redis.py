@@ -92,7 +92,8 @@ def _read(task_id: str, h: dict[str, str]) -> TaskRecord:
     except Exception as exc:  # any failure to read the row makes it corrupt, nothing else
         error = corrupt(task_id, exc)
         logger.warning("%s", error)
-        return placeholder({"id": task_id, "status": h.get("status")}, error)
+        return placeholder({"id": task_id, "status": h.get("status"),
+                            "finished_at": h.get("finished_at")}, error)
     return read_record(data, _JSON_FIELDS)
 
 

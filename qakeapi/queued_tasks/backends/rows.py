@@ -27,6 +27,8 @@ __all__ = ["corrupt", "corrupt_error_info", "decode_record", "load_json", "place
 logger = logging.getLogger("qakeapi.queue")
 
 _STATUSES = {s.value: s for s in TaskStatus}
+_LATEST = 253_402_300_799.0
+"""The last second of the year 9999: later times can't be shown."""
 
 
 def safe_text(text: str) -> str:
@@ -79,21 +81,26 @@ def corrupt_error_info(exc: CorruptTaskError) -> TaskErrorInfo:
     return TaskErrorInfo("CorruptTaskError", str(exc))
 
 
+def _time_or_none(value: Any) -> float | None:
+    try:
+        ts = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return ts if 0 <= ts < _LATEST else None
+
+
 def placeholder(data: Mapping[str, Any], exc: CorruptTaskError) -> TaskRecord:
-    """What inspecting shows for a row that can't be read: its id, name, status and
-    creation time where those are readable (else ``"?"``, ``failed``, 0), no arguments,
-    and the reason as its error (type ``CorruptTaskError``)."""
-    task_id, name, created = data.get("id"), data.get("name"), data.get("created_at")
-    status = data.get("status")
-    if not (isinstance(created, (int, float)) and not isinstance(created, bool)
-            and 0 <= created < 1e11):
-        created = 0.0
+    """What inspecting shows for a row that can't be read: its id, name, status, creation
+    and finish times where those are readable (else ``"?"``, ``failed``, 0, None), no
+    arguments, and the reason as its error (type ``CorruptTaskError``)."""
+    task_id, name, status = data.get("id"), data.get("name"), data.get("status")
     return TaskRecord(
         id=safe_text(task_id) if isinstance(task_id, str) else "?",
         name=safe_text(name) if isinstance(name, str) else "?",
         status=_STATUSES.get(status, TaskStatus.FAILED) if isinstance(status, str)
         else TaskStatus.FAILED,
-        args=[], kwargs={}, created_at=float(created), error=corrupt_error_info(exc),
+        args=[], kwargs={}, created_at=_time_or_none(data.get("created_at")) or 0.0,
+        finished_at=_time_or_none(data.get("finished_at")), error=corrupt_error_info(exc),
     )
 
 
