@@ -107,6 +107,13 @@ class SQLiteStorage(QueueStorage):
             )
         except sqlite3.OperationalError as exc:
             raise BackendUnavailable(f"SQLite queue {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorname.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+                raise BackendUnavailable(
+                    f"the SQLite queue {self.path} is damaged ({exc}): restore it from a "
+                    f"backup or rescue what is left with `sqlite3 {self.path} .recover`"
+                ) from exc
+            raise
 
     @staticmethod
     @contextlib.contextmanager
