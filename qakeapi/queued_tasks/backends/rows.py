@@ -22,7 +22,7 @@ from ...exceptions import CorruptTaskError
 from ...types import TaskErrorInfo, TaskRecord, TaskStatus, WorkerInfo
 
 __all__ = ["corrupt", "corrupt_error_info", "decode_record", "load_json", "placeholder",
-           "read_record", "read_workers", "safe_text"]
+           "read_record", "read_workers", "safe_text", "status_or_failed"]
 
 logger = logging.getLogger("qakeapi.queue")
 
@@ -81,6 +81,12 @@ def corrupt_error_info(exc: CorruptTaskError) -> TaskErrorInfo:
     return TaskErrorInfo("CorruptTaskError", str(exc))
 
 
+def status_or_failed(value: Any) -> TaskStatus:
+    """The stored status, or ``failed`` for one that is no task status (as shown)."""
+    return _STATUSES.get(value, TaskStatus.FAILED) if isinstance(value, str) else (
+        TaskStatus.FAILED)
+
+
 def _time_or_none(value: Any) -> float | None:
     try:
         ts = float(value)
@@ -93,12 +99,11 @@ def placeholder(data: Mapping[str, Any], exc: CorruptTaskError) -> TaskRecord:
     """What inspecting shows for a row that can't be read: its id, name, status, creation
     and finish times where those are readable (else ``"?"``, ``failed``, 0, None), no
     arguments, and the reason as its error (type ``CorruptTaskError``)."""
-    task_id, name, status = data.get("id"), data.get("name"), data.get("status")
+    task_id, name = data.get("id"), data.get("name")
     return TaskRecord(
         id=safe_text(task_id) if isinstance(task_id, str) else "?",
         name=safe_text(name) if isinstance(name, str) else "?",
-        status=_STATUSES.get(status, TaskStatus.FAILED) if isinstance(status, str)
-        else TaskStatus.FAILED,
+        status=status_or_failed(data.get("status")),
         args=[], kwargs={}, created_at=_time_or_none(data.get("created_at")) or 0.0,
         finished_at=_time_or_none(data.get("finished_at")), error=corrupt_error_info(exc),
     )

@@ -12,7 +12,6 @@ import builtins
 import contextlib
 import functools
 import json
-import logging
 import os
 import sqlite3
 import time
@@ -25,28 +24,26 @@ import anyio
 from ...exceptions import (
     BackendUnavailable,
     ConfigurationError,
-    CorruptTaskError,
     MissingParentError,
     TaskNotFound,
 )
 from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
 from .base import QueueStorage, RenewResult
-from .rows import corrupt, corrupt_error_info, read_workers, safe_text
+from .rows import read_workers, status_or_failed
 from .sqlite_notify import Notifier
 from .sqlite_schema import (
     COLUMNS,
     INSERT_SQL,
     SCHEMA,
     SCHEMA_VERSION,
+    claimed_records,
     read_row,
-    record_from_row,
     row_from_record,
     text_or_escaped,
 )
 
 __all__ = ["SQLiteStorage", "path_from_url"]
 
-logger = logging.getLogger("qakeapi.queue")
 T = TypeVar("T")
 LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
 _CASCADE = """
@@ -71,17 +68,6 @@ def path_from_url(url: str) -> str:
     if not path:
         raise ConfigurationError(f"SQLite URL {url!r} names no file")
     return path
-
-
-_UNKNOWN_STATUS = (
-    "SELECT seq, id FROM tasks WHERE status < 'cancelled' OR status > 'succeeded' "
-    "OR (status > 'cancelled' AND status < 'failed') OR (status > 'failed' AND status < 'pending') "
-    "OR (status > 'pending' AND status < 'running') "
-    "OR (status > 'running' AND status < 'succeeded')"
-)
-"""Rows whose status is no task status: one index seek per gap between the five."""
-_STATUSES = {s.value: s for s in TaskStatus}
-"""A row of unknown status counts as failed, as its placeholder record shows it."""
 
 
 def _dumps(value: Any) -> str:
@@ -231,33 +217,7 @@ class SQLiteStorage(QueueStorage):
                 f"ORDER BY priority DESC, due, seq LIMIT ?) RETURNING priority, due, seq, "
                 f"{COLUMNS}",
                 (now, worker_id, now + lease_seconds, now, limit)).fetchall()
-            if len(rows) < limit:
-                for seq, task_id in conn.execute(_UNKNOWN_STATUS).fetchall():
-                    unknown = ValueError("its status is not a task status")
-                    self._fail_corrupt(conn, seq, task_id, corrupt(task_id, unknown), now)
-            readable: builtins.list[tuple[tuple[int, float, int], TaskRecord]] = []
-            for row in rows:
-                try:
-                    record = record_from_row(row[3:])
-                except CorruptTaskError as exc:
-                    self._fail_corrupt(conn, row[2], row[3], exc, now)
-                    continue
-                readable.append(((-record.priority, row[1], row[2]), record))
-            readable.sort(key=lambda item: item[0])
-            claimed = [record for _, record in readable]
-        return claimed
-
-    @staticmethod
-    def _fail_corrupt(conn: sqlite3.Connection, seq: int, task_id: Any,
-                      exc: CorruptTaskError, now: float) -> None:
-        """Record a claimed row that can't be read ``failed`` with the reason."""
-        logger.error("%s: recorded failed", exc)
-        conn.execute(
-            "UPDATE tasks SET status = 'failed', finished_at = ?, worker_id = NULL, "
-            "lease_expires_at = NULL, error = ? WHERE seq = ?",
-            (now, _dumps(corrupt_error_info(exc).to_dict()), seq))
-        if isinstance(task_id, str) and safe_text(task_id) == task_id:
-            conn.execute(_CASCADE, (task_id, f"parent {task_id} failed", now))
+            return claimed_records(conn, rows, limit, now, _CASCADE)
 
     async def renew(self, worker_id: str, ids: Collection[str], lease_seconds: float, *,
                     now: float | None = None) -> RenewResult:
@@ -474,7 +434,7 @@ class SQLiteStorage(QueueStorage):
             counts = dict.fromkeys(TaskStatus, 0)
             for status, count in conn.execute(
                     "SELECT status, count(*) FROM tasks GROUP BY status"):
-                counts[_STATUSES.get(status, TaskStatus.FAILED)] += count
+                counts[status_or_failed(status)] += count
             oldest = conn.execute(
                 "SELECT min(created_at) FROM tasks WHERE status = 'pending' AND waiting = 0 "
                 "AND due <= ?", (now,)).fetchone()[0]
