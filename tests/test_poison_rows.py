@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
 import pytest
+import redis
 from click.testing import CliRunner
 
 from qakeapi.queued_tasks.backends import open_storage
+from qakeapi.queued_tasks.backends.redis import RedisStorage
 from qakeapi.queued_tasks.cli import queue
-from qakeapi.types import TaskRecord, TaskStatus
+from qakeapi.types import TaskOutcome, TaskRecord, TaskStatus
 
 from ._poison import POISONS, store_poisoned
 from ._processes import read_runs, start_worker, stop, wait_until, write_task_app
-from ._redis import redis_queue_url
+from ._redis import REDIS_URL, redis_queue_url
 
 pytestmark = pytest.mark.slow
 GOOD = 8
@@ -135,3 +137,67 @@ def test_worker_and_cli_survive_poison_rows(tmp_path: Path, url: str) -> None:
         stderr = worker.stderr.read().decode()
     assert "claiming failed" not in stderr and "Traceback" not in stderr, stderr
     assert f"purged {len(bad) + len(children) + GOOD} task(s)" in run_cli("purge", "--url", url)
+
+
+# --- Redis: the scripts' own bookkeeping fields of a task hash -----------------------------
+T0 = 1_000_000.0
+
+
+@pytest.fixture
+async def redis_storage() -> AsyncIterator[RedisStorage]:
+    with redis_queue_url() as redis_url:
+        storage = open_storage(redis_url)
+        assert isinstance(storage, RedisStorage)
+        await storage.connect()
+        try:
+            yield storage
+        finally:
+            await storage.close()
+
+
+def corrupt_hash(storage: RedisStorage, task_id: str, **fields: str | None) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    key = storage.key(f"t:{task_id}")
+    for name, value in fields.items():
+        if value is None:
+            client.hdel(key, name)
+        else:
+            client.hset(key, name, value)
+
+
+@pytest.mark.anyio
+async def test_redis_bad_scheduling_fields_block_no_claim(redis_storage: RedisStorage) -> None:
+    delayed, due = task(1, T0), task(2, T0)
+    delayed.run_at = T0 + 10
+    await redis_storage.enqueue([delayed, due], now=T0)
+    corrupt_hash(redis_storage, delayed.id, score="x", due="nan", rm=None)
+    claimed = await redis_storage.claim("w1", 10, 30, now=T0 + 20)
+    assert sorted(r.id for r in claimed) == sorted([delayed.id, due.id])
+
+
+@pytest.mark.anyio
+async def test_redis_bad_retry_count_blocks_no_recovery(redis_storage: RedisStorage) -> None:
+    bad, good = task(1, T0), task(2, T0)
+    good.max_retries = 1
+    await redis_storage.enqueue([bad, good], now=T0)
+    await redis_storage.claim("w1", 10, 30, now=T0)
+    corrupt_hash(redis_storage, bad.id, mr="x")
+    assert sorted(await redis_storage.reclaim_expired(now=T0 + 60)) == sorted([bad.id, good.id])
+    after = {i: await redis_storage.get(i) for i in (bad.id, good.id)}
+    assert after[good.id] is not None and after[good.id].status is TaskStatus.PENDING
+    assert after[bad.id] is not None and after[bad.id].status is TaskStatus.FAILED
+
+
+@pytest.mark.anyio
+async def test_redis_bad_child_blocks_not_its_parent(redis_storage: RedisStorage) -> None:
+    parent = task(1, T0)
+    child = task(2, T0, parents=(parent.id,))
+    await redis_storage.enqueue([parent, child], now=T0)
+    corrupt_hash(redis_storage, child.id, run_at="soon")
+    await redis_storage.claim("w1", 10, 30, now=T0)
+    done = [TaskOutcome(parent.id, TaskStatus.SUCCEEDED, result=1)]
+    assert await redis_storage.finish("w1", done, now=T0 + 1) == [parent.id]
+    assert await redis_storage.claim("w1", 10, 30, now=T0 + 2) == []
+    failed = await redis_storage.get(child.id)
+    assert failed is not None and failed.status is TaskStatus.FAILED
+    assert failed.error is not None and "run_at" in failed.error.message
