@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -25,15 +25,6 @@ from ._redis import REDIS_URL, redis_queue_url
 
 pytestmark = pytest.mark.slow
 GOOD = 8
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "redis":
-        with redis_queue_url() as redis_url:
-            yield redis_url
-    else:
-        yield f"sqlite:///{tmp_path}/queue.db"
 
 
 def task(i: int, created_at: float, parents: tuple[str, ...] = ()) -> TaskRecord:
@@ -98,7 +89,8 @@ def inspect_with_cli(url: str, bad: dict[str, str]) -> None:
         run_cli("logs", task_id, "--url", url)
 
 
-def test_worker_and_cli_survive_poison_rows(tmp_path: Path, url: str) -> None:
+def test_worker_and_cli_survive_poison_rows(tmp_path: Path, queue_url: str) -> None:
+    url = queue_url
     runs = write_task_app(tmp_path)
     bad, children = anyio.run(fill, url)
     inspect_with_cli(url, bad)
