@@ -94,6 +94,11 @@ SAME_STOP_SIGNAL_SECONDS = 1.0
 """A worker takes a second SIGINT/SIGTERM this soon after the first as the same stop (sent by
 both its supervisor and a service manager, or by a terminal to the process group), not as
 "force"."""
+MAX_JSON_DEPTH = 200
+"""Deepest nesting of lists/dicts in a queued task's arguments, result and context: deeper
+values are refused at ``add_task`` and a stored row nested deeper is read as corrupt."""
+CORRUPT_ROW = "corrupt row"
+"""How the reason of a task failed because its stored row can't be read begins."""
 
 # --- task options: the bounds add_task checks (same for every backend) ----------------
 OPTION_MAX_SECONDS = 10 * 365 * 24 * 3600.0

@@ -24,7 +24,6 @@ from qakeapi.types import TaskRecord, TaskStatus
 
 from . import _queue_tasks as t
 from ._processes import env_for, stop
-from ._redis import redis_queue_url
 
 NOT_OURS = "not a task of this application"
 
@@ -181,15 +180,6 @@ async def test_strict_queue_refuses_unregistered_add_task(tmp_path: Path) -> Non
             tasks.add_task(t.multiply, 2, 3)
         tasks.register(t.add)
         assert await tasks.add_task(t.add, 2, 3).result(10) == 5
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "redis":
-        with redis_queue_url() as url:
-            yield url
-    else:
-        yield f"sqlite:///{tmp_path}/queue.db"
 
 
 def start_worker(directory: Path, url: str, **env: str) -> subprocess.Popen[bytes]:

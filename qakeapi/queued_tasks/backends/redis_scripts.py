@@ -36,24 +36,37 @@ __all__ = [
 PRELUDE = """
 local P = ARGV[1]
 local function tkey(id) return P .. ':t:' .. id end
+local STATUSES = {pending = true, running = true, succeeded = true, failed = true,
+  cancelled = true}
 local function count(status, delta)
   if status then redis.call('HINCRBY', P .. ':counts', status, delta) end
 end
+local function num(value)
+  local n = tonumber(value)
+  if n and n == n then return n end
+  return 0
+end
 local function make_ready(id)
   local h = redis.call('HMGET', tkey(id), 'score', 'due', 'rm')
-  redis.call('ZADD', P .. ':ready', h[1], h[3])
-  redis.call('ZADD', P .. ':readytime', h[2], id)
+  local rm = h[3]
+  if not rm then
+    rm = string.format('%015d', 0) .. '|' .. id
+    redis.call('HSET', tkey(id), 'rm', rm)
+  end
+  redis.call('ZADD', P .. ':ready', num(h[1]), rm)
+  redis.call('ZADD', P .. ':readytime', num(h[2]), id)
 end
 local function schedule(id, now)
-  local run_at = redis.call('HGET', tkey(id), 'run_at')
-  if run_at and run_at ~= '' and tonumber(run_at) > tonumber(now) then
+  local run_at = tonumber(redis.call('HGET', tkey(id), 'run_at'))
+  if run_at and run_at > tonumber(now) then
     redis.call('ZADD', P .. ':scheduled', run_at, id)
   else
     make_ready(id)
   end
 end
 local function unready(id)
-  redis.call('ZREM', P .. ':ready', redis.call('HGET', tkey(id), 'rm'))
+  local rm = redis.call('HGET', tkey(id), 'rm')
+  if rm then redis.call('ZREM', P .. ':ready', rm) end
   redis.call('ZREM', P .. ':readytime', id)
   redis.call('ZREM', P .. ':scheduled', id)
 end
@@ -184,8 +197,12 @@ while claimed < limit do
     local id = string.sub(popped[i], 17)
     redis.call('ZREM', P .. ':readytime', id)
     local key = tkey(id)
-    if redis.call('HGET', key, 'status') == 'pending' then
-      redis.call('HINCRBY', key, 'attempts', 1)
+    local status = redis.call('HGET', key, 'status')
+    if status == 'pending' then
+      local attempts = redis.call('HGET', key, 'attempts')
+      if not attempts or string.match(attempts, '^%-?%d%d?%d?%d?%d?%d?%d?%d?%d?$') then
+        redis.call('HINCRBY', key, 'attempts', 1)
+      end
       redis.call('HSET', key, 'status', 'running', 'started_at', now, 'worker_id', worker,
         'lease', lease)
       redis.call('ZADD', P .. ':running', lease, id)
@@ -196,6 +213,12 @@ while claimed < limit do
       table.insert(out, #fields)
       for _, v in ipairs(fields) do table.insert(out, v) end
       claimed = claimed + 1
+    elseif status and not STATUSES[status] then
+      redis.call('HSET', key, 'status', 'pending', 'error', cjson.encode({type =
+        'CorruptTaskError', message = 'corrupt row: task ' .. id ..
+        ': its status is not a task status', traceback = '', timed_out = false}))
+      end_task(id, 'failed', now, false)
+      after_end(id, 'failed', now)
     end
   end
 end
@@ -282,7 +305,7 @@ for _, id in ipairs(expired) do
   if h[1] == '1' then
     end_task(id, 'cancelled', now, 'cancelled')
     after_end(id, 'cancelled', now)
-  elseif tonumber(h[2]) <= tonumber(h[3]) then
+  elseif num(h[2]) <= (tonumber(h[3]) or -1) then
     redis.call('ZREM', P .. ':running', id)
     redis.call('HSET', key, 'status', 'pending', 'worker_id', '', 'lease', '', 'run_at', '',
       'due', now)
