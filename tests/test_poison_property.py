@@ -107,14 +107,7 @@ def running(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Running]
         yield state
 
 
-ESCAPING = pytest.mark.xfail(strict=True, reason=(
-    "checking option values at add_task is the task-isolation item of issue 8; until it is "
-    "merged some values escape on SQLite and Redis (OverflowError, IntegrityError, redis "
-    "ResponseError while storing the batch, or a task that never becomes due)"))
-
-
-@pytest.fixture(params=["memory", pytest.param("sqlite", marks=ESCAPING),
-                        pytest.param("redis", marks=ESCAPING)])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def running_for_options(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Running]:
     with start(request.param, tmp_path) as state:
         yield state
