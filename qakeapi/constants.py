@@ -51,3 +51,6 @@ WORKER_STALE_SECONDS = 3 * DEFAULT_LEASE_SECONDS
 """A worker whose last heartbeat is older is not shown as live."""
 PROGRESS_FLUSH_SECONDS = 0.5
 """A running task's changed context/logs are stored at most this often."""
+FANOUT_CHUNK = 1_000
+"""Children a queue backend releases, cancels or revives per step (one SQLite transaction or
+one Redis script), so a parent with a huge fan-out never holds the backend for long."""

@@ -11,7 +11,7 @@ from ...types import TaskErrorInfo, TaskRecord, TaskStatus
 
 __all__ = ["COLUMNS", "SCHEMA", "SCHEMA_VERSION", "record_from_row", "row_from_record"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS deps (
     child_id TEXT NOT NULL,
     PRIMARY KEY (parent_id, child_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fanout (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    after TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     info TEXT NOT NULL
