@@ -61,6 +61,11 @@ class Probe:
         self._thread.join()
 
 
+def new_id() -> str:
+    """Time-sortable, like the queue's own ids (children of one parent sit together)."""
+    return f"{time.time_ns() // 1000:013x}{os.urandom(5).hex()}"
+
+
 def sqlite_probe(path: str) -> Probe:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
 
@@ -77,11 +82,11 @@ def redis_probe(client: redis.Redis) -> Probe:
 
 
 async def fill(storage: QueueStorage, children: int) -> str:
-    parent = TaskRecord(id=uuid.uuid4().hex, name="bench:parent", created_at=time.time())
+    parent = TaskRecord(id=new_id(), name="bench:parent", created_at=time.time())
     await storage.enqueue([parent])
     for start in range(0, children, BATCH):
         await storage.enqueue([
-            TaskRecord(id=uuid.uuid4().hex, name="bench:child", created_at=time.time(),
+            TaskRecord(id=new_id(), name="bench:child", created_at=time.time(),
                        parents=(parent.id,)) for _ in range(min(BATCH, children - start))])
     return parent.id
 

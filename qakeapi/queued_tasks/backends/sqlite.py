@@ -293,8 +293,10 @@ class SQLiteStorage(QueueStorage):
         """Finish noted fan-outs, one transaction per chunk, then wake workers if needed."""
         wake = wake or fanout.released
         while fanout.more:
+            started = time.monotonic()
             fanout = await self._run(self._fanout_sync, now)
             wake = wake or fanout.released
+            await anyio.sleep(time.monotonic() - started)  # other writers' turn
         if wake:
             self._notifier.send(b"w")
 

@@ -86,7 +86,7 @@ def fanout_step(conn: sqlite3.Connection, now: float,
 
 def _release(conn: sqlite3.Connection, ids: list[str]) -> bool:
     rows = conn.execute(f"UPDATE tasks SET waiting = {_WAITING} WHERE id IN {_IDS} AND "
-                        f"status = 'pending' RETURNING waiting", (json.dumps(ids),)).fetchall()
+                        f"+status = 'pending' RETURNING waiting", (json.dumps(ids),)).fetchall()
     return any(waiting == 0 for (waiting,) in rows)
 
 
@@ -94,7 +94,7 @@ def _cancel(conn: sqlite3.Connection, ids: list[str], reason: str, now: float) -
     cancelled = [row[0] for row in conn.execute(
         f"UPDATE tasks SET status = 'cancelled', cancel_reason = ?, finished_at = ?, "
         f"worker_id = NULL, lease_expires_at = NULL WHERE id IN {_IDS} AND "
-        f"status IN ('pending', 'running') RETURNING id", (reason, now, json.dumps(ids)))]
+        f"+status IN ('pending', 'running') RETURNING id", (reason, now, json.dumps(ids)))]
     for task_id in cancelled:
         _add(conn, CANCEL, task_id, reason)
 
@@ -103,7 +103,7 @@ def _revive_children(conn: sqlite3.Connection, ids: list[str], root: str, now: f
     reasons = cascade_reasons(root)
     rows = conn.execute(
         f"SELECT id, parents, unique_key FROM tasks WHERE id IN {_IDS} AND "
-        f"status = 'cancelled' AND cancel_reason IN (?, ?)", (json.dumps(ids), *reasons))
+        f"+status = 'cancelled' AND cancel_reason IN (?, ?)", (json.dumps(ids), *reasons))
     for task_id, parents, unique_key in rows.fetchall():
         blocked = _blocked(conn, task_id, parents, unique_key, reasons)
         if blocked is None:

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS deps (
     child_id TEXT NOT NULL,
     PRIMARY KEY (parent_id, child_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deps_child ON deps (child_id);
 CREATE TABLE IF NOT EXISTS fanout (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
