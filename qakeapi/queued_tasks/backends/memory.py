@@ -347,8 +347,9 @@ class MemoryStorage(QueueStorage):
         record.finished_at = None
         if record.unique_key:
             self._unique[record.unique_key] = record.id
+        parents = [self._tasks.get(p) for p in record.parents]
         self._waiting_on[record.id] = sum(
-            1 for p in record.parents if self._tasks[p].status is not TaskStatus.SUCCEEDED)
+            1 for p in parents if p is not None and p.status is not TaskStatus.SUCCEEDED)
         self._pending_again(record, None, now)
 
     def _revive_descendants(self, root_id: str, now: float) -> None:
