@@ -41,40 +41,35 @@ def task(client: RedisStorage, delay: float | None = None) -> TaskRecord:
                       run_at=None if delay is None else now + delay, max_retries=3)
 
 
-async def test_a_client_ahead_does_not_reclaim_or_claim_a_running_task(
-        stores: tuple[RedisStorage, RedisStorage, RedisStorage]) -> None:
-    honest, ahead, _ = stores
-    record = task(honest)
-    await honest.enqueue([record])
-    [claimed] = await honest.claim("honest", 1, 30)
-    assert await ahead.reclaim_expired() == []
-    assert await ahead.claim("ahead", 10, 30) == []
-    got = await honest.get(record.id)
-    assert got is not None and (got.status, got.worker_id) == (TaskStatus.RUNNING, "honest")
-    assert await honest.finish("honest", [TaskOutcome(claimed.id, TaskStatus.SUCCEEDED)]) == [
-        record.id]
+def pick(stores: tuple[RedisStorage, RedisStorage, RedisStorage], name: str) -> RedisStorage:
+    return stores[("honest", "ahead", "behind").index(name)]
 
 
-async def test_a_client_behind_gets_a_full_lease(
-        stores: tuple[RedisStorage, RedisStorage, RedisStorage]) -> None:
-    honest, _, behind = stores
-    record = task(behind)
-    await behind.enqueue([record])
-    [claimed] = await behind.claim("behind", 1, 30)
+@pytest.mark.parametrize(("holder", "other"), [("honest", "ahead"), ("behind", "honest")])
+async def test_a_lease_holds_whatever_the_clocks(
+        stores: tuple[RedisStorage, RedisStorage, RedisStorage], holder: str,
+        other: str) -> None:
+    owner, rival = pick(stores, holder), pick(stores, other)
+    record = task(owner)
+    await owner.enqueue([record])
+    [claimed] = await owner.claim(holder, 1, 30)
     assert claimed.lease_expires_at is not None
     assert claimed.lease_expires_at > time.time() + 20
-    assert await honest.reclaim_expired() == []
-    assert await honest.claim("honest", 10, 30) == []
+    assert await rival.reclaim_expired() == []
+    assert await rival.claim(other, 10, 30) == []
+    got = await rival.get(record.id)
+    assert got is not None and (got.status, got.worker_id) == (TaskStatus.RUNNING, holder)
+    assert await owner.finish(holder, [TaskOutcome(record.id, TaskStatus.SUCCEEDED)]) == [
+        record.id]
 
 
 @pytest.mark.parametrize("producer", ["ahead", "behind"])
 async def test_a_delayed_task_waits_its_delay_whatever_the_clocks(
         stores: tuple[RedisStorage, RedisStorage, RedisStorage], producer: str) -> None:
-    honest, ahead, behind = stores
-    client = ahead if producer == "ahead" else behind
+    client = pick(stores, producer)
     [stored] = await client.enqueue([task(client, delay=30)])
     assert stored.run_at is not None and 20 < stored.run_at - time.time() <= 31
-    for worker in (honest, ahead, behind):
+    for worker in stores:
         assert await worker.claim("w", 10, 30) == []
         due = await worker.next_due_at()
         assert due is not None and 20 < due - worker.clock() <= 31
