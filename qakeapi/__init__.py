@@ -28,6 +28,7 @@ from .exceptions import (
     TaskNotFound,
     TaskNotRegistered,
     TaskWaitTimeout,
+    TooManyPendingTasks,
 )
 from .queued_tasks import QueuedTasks, QueueSettings, TaskRef, get_context, getLogger, set_context
 from .requests import Request
@@ -70,6 +71,7 @@ __all__ = [
     "TaskRef",
     "TaskStatus",
     "TaskWaitTimeout",
+    "TooManyPendingTasks",
     "__version__",
     "add_background_task",
     "getLogger",

@@ -27,9 +27,11 @@ from .core.background import BackgroundTaskManager
 from .core.request_tasks import RequestTasks, current_request_tasks
 from .dependencies import Container
 from .events import EventBus
+from .exceptions import TooManyPendingTasks
+from .http_limits import RequestLimits
 from .queued_tasks import QueuedTasks
 from .responses import JSONResponse, Response
-from .routing import Router, _RouteSpec, build_route, store_queued
+from .routing import APP_SCOPE_KEY, Router, _RouteSpec, build_route, store_queued
 
 __all__ = ["QakeAPI"]
 
@@ -57,7 +59,12 @@ class QakeAPI(Router):
         middleware: Sequence[Middleware] | None = None,
         queue_url: str | None = None,
         import_name: str | None = None,
+        max_body_size: int | None = None,
+        body_timeout: float | None = None,
     ) -> None:
+        """``max_body_size`` (bytes, 0 = no limit) and ``body_timeout`` (seconds, 0 = none)
+        default to ``QAKEAPI_MAX_BODY_SIZE`` / ``QAKEAPI_BODY_TIMEOUT``, else 1 MiB and 30 s:
+        see :class:`qakeapi.http_limits.RequestLimits`."""
         super().__init__()
         self.debug = debug
         self.events = EventBus()
@@ -74,11 +81,21 @@ class QakeAPI(Router):
             middleware=list(middleware or []),
             exception_handlers={
                 StarletteHTTPException: self._http_exception,
+                TooManyPendingTasks: self._too_many_pending,
                 Exception: self._server_error,
             },
             lifespan=self._lifespan,
         )
         self._starlette.state.qakeapi = self
+        self._limits = RequestLimits(self._starlette, max_body_size, body_timeout)
+
+    @property
+    def max_body_size(self) -> int:
+        return self._limits.max_body_size
+
+    @property
+    def body_timeout(self) -> float:
+        return self._limits.body_timeout
 
     # -- routes, middleware, hooks ---------------------------------------------------
     def _on_added(self, spec: _RouteSpec) -> None:
@@ -159,6 +176,10 @@ class QakeAPI(Router):
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers=exc.headers)
 
+    async def _too_many_pending(self, request: StarletteRequest, exc: Exception) -> Response:
+        logger.warning("%s %s refused: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"retry-after": "1"})
+
     async def _server_error(self, request: StarletteRequest, exc: Exception) -> Response:
         request.scope[HANDLED_ERROR_KEY] = exc
         logger.error(
@@ -179,10 +200,11 @@ class QakeAPI(Router):
         if scope["type"] != "http":
             await self._starlette(scope, receive, send)
             return
+        scope[APP_SCOPE_KEY] = self
         holder = RequestTasks()
         token = current_request_tasks.set(holder)
         try:
-            await self._starlette(scope, receive, send)
+            await self._limits(scope, receive, send)
             if holder.must_flush:
                 # Queued outside a handler (a middleware, a mounted app): stored late.
                 await store_queued(holder, scope)

@@ -16,6 +16,28 @@ BACKGROUND_RETAIN_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 """How long shutdown waits for running tasks before cancelling them."""
 
+# --- HTTP requests ------------------------------------------------------------------
+ENV_MAX_BODY_SIZE = "QAKEAPI_MAX_BODY_SIZE"
+ENV_BODY_TIMEOUT = "QAKEAPI_BODY_TIMEOUT"
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+"""Bytes of request body an app accepts (413 beyond); 0 means no limit."""
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds from the first read of a request body to its last byte (408 beyond); 0 = none."""
+
+# --- `qakeapi run` (uvicorn) --------------------------------------------------------
+SERVER_TIMEOUT_KEEP_ALIVE = 5
+"""Seconds an idle keep-alive connection stays open after a response."""
+ENV_HEADER_TIMEOUT = "QAKEAPI_HEADER_TIMEOUT"
+SERVER_HEADER_TIMEOUT = 10.0
+"""Seconds a connection may take to send a request's line and headers; 0 = none."""
+SERVER_LIMIT_CONCURRENCY = 1000
+"""Connections and tasks one server process takes before answering 503."""
+SERVER_BACKLOG = 2048
+SERVER_H11_MAX_INCOMPLETE_EVENT_SIZE = 16 * 1024
+"""Bytes of request line and headers buffered before the request is refused."""
+SERVER_TIMEOUT_GRACEFUL_SHUTDOWN = 30
+"""Seconds a stopping server waits for open connections before closing them."""
+
 # --- queued tasks: environment variables -----------------------------------------
 ENV_QUEUE_URL = "QUEUE_URL"
 ENV_QUEUE_MAX_WORKERS = "QUEUE_MAX_WORKERS"
@@ -25,6 +47,7 @@ ENV_QUEUE_LEASE_SECONDS = "QUEUE_LEASE_SECONDS"
 ENV_QUEUE_EMBEDDED_WORKER = "QUEUE_EMBEDDED_WORKER"
 ENV_QUEUE_RETENTION_SECONDS = "QUEUE_RETENTION_SECONDS"
 ENV_QUEUE_SHUTDOWN_GRACE = "QUEUE_SHUTDOWN_GRACE"
+ENV_QUEUE_STRICT = "QUEUE_STRICT"
 
 # --- queued tasks: defaults -------------------------------------------------------
 DEFAULT_QUEUE_URL = "memory://"
@@ -51,6 +74,31 @@ WORKER_STALE_SECONDS = 3 * DEFAULT_LEASE_SECONDS
 """A worker whose last heartbeat is older is not shown as live."""
 PROGRESS_FLUSH_SECONDS = 0.5
 """A running task's changed context/logs are stored at most this often."""
+NOTIFY_DIR_SUFFIX = ".qakeapi"
+"""SQLite wake-up sockets live in ``.<database file name>.qakeapi`` beside the file."""
+UNIX_SOCKET_PATH_MAX = 107
+"""Longest Unix socket path (bytes, without the final NUL); longer directories are skipped."""
+BIND_ATTEMPTS = 3
+"""Tries to bind a wake-up socket while other listeners may remove the directory."""
+SUPERVISOR_CHECK_SECONDS = 0.5
+"""How often ``queue start --workers N`` checks its worker processes."""
+SUPERVISOR_STABLE_SECONDS = 10.0
+"""A worker process that ran this long before dying is restarted with the shortest backoff."""
+SUPERVISOR_BACKOFF_BASE = 0.5
+SUPERVISOR_BACKOFF_MAX = 30.0
+"""Restart delays double from the base to the max while a worker process keeps dying young."""
+SUPERVISOR_MAX_QUICK_FAILURES = 5
+"""The supervisor gives up (exit 1) when one worker process dies young this many times in a
+row."""
+SAME_STOP_SIGNAL_SECONDS = 1.0
+"""A worker takes a second SIGINT/SIGTERM this soon after the first as the same stop (sent by
+both its supervisor and a service manager, or by a terminal to the process group), not as
+"force"."""
+MAX_JSON_DEPTH = 200
+"""Deepest nesting of lists/dicts in a queued task's arguments, result and context: deeper
+values are refused at ``add_task`` and a stored row nested deeper is read as corrupt."""
+CORRUPT_ROW = "corrupt row"
+"""How the reason of a task failed because its stored row can't be read begins."""
 FANOUT_CHUNK = 1_000
 """Children a queue backend releases, cancels or revives per step (one SQLite transaction or
 one Redis script), so a parent with a huge fan-out never holds the backend for long."""

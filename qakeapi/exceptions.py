@@ -9,6 +9,7 @@ Hierarchy::
     ├── TaskFailedError               result() of a failed task
     ├── TaskCancelledError            result() of a cancelled task
     ├── ManagerNotRunning             (also RuntimeError)
+    ├── TooManyPendingTasks           (also RuntimeError) a request holds too many tasks
     └── QueueError
         ├── ConfigurationError        (also ValueError) bad QUEUE_URL, bad setting
         ├── SerializationError        (also TypeError) an argument or result that can't be stored
@@ -46,6 +47,7 @@ __all__ = [
     "TaskNotFound",
     "TaskNotRegistered",
     "TaskWaitTimeout",
+    "TooManyPendingTasks",
 ]
 
 
@@ -98,6 +100,13 @@ class TaskCancelledError(QakeAPIError):
 
 class ManagerNotRunning(QakeAPIError, RuntimeError):
     """The background task manager is not started (run inside the app or ``async with``)."""
+
+
+class TooManyPendingTasks(QakeAPIError, RuntimeError):
+    """A request's held background tasks would take the manager past ``max_pending``.
+
+    Raised by ``add_background_task`` inside a request; left unhandled it answers 503 and
+    the request's held tasks are dropped, as for any handler error."""
 
 
 class QueueError(QakeAPIError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 import uuid
@@ -50,9 +51,24 @@ def _to_bool(raw: str) -> bool:
     raise ValueError(f"{raw!r} is not a boolean")
 
 
+def _to_finite_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(f"{raw!r} is not a finite number")
+    return value
+
+
+def _is_json_type(content_type: str | None) -> bool:
+    if content_type is None:
+        return True
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json"))
+
+
 _SCALARS: dict[Any, Callable[[str], Any]] = {
     int: int,
-    float: float,
+    float: _to_finite_float,
     str: str,
     bool: _to_bool,
     uuid.UUID: uuid.UUID,
@@ -134,6 +150,12 @@ class CallablePlan:
         if self.needs_body:
             raw = await request.body()
             if raw:
+                content_type = request.headers.get("content-type")
+                if not _is_json_type(content_type):
+                    raise RequestValidationError([{
+                        "loc": ["body"],
+                        "msg": f"expected a JSON body (Content-Type: application/json), "
+                               f"got Content-Type {content_type!r}"}])
                 body = await request.json()
         for p in self.params:
             kind = p.kind

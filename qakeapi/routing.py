@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import Receive, Scope, Send
 
 from .core.request_tasks import RequestTasks, current_request_tasks
+from .dependencies import DependencyError
 from .params import CallablePlan, plan_callable
 from .requests import Request
 from .responses import JSONResponse, PlainTextResponse, Response, send_json
@@ -26,10 +27,14 @@ from .responses import JSONResponse, PlainTextResponse, Response, send_json
 if TYPE_CHECKING:
     from .dependencies import Container
 
-__all__ = ["HandlerEndpoint", "Router", "to_response"]
+__all__ = ["APP_SCOPE_KEY", "HandlerEndpoint", "Router", "to_response"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("qakeapi.app")
+
+APP_SCOPE_KEY = "qakeapi.app"
+"""Scope key: the innermost ``QakeAPI`` a request passed through. Its container serves
+endpoints that no app added (built with :func:`build_route` and mounted)."""
 
 
 def to_response(result: Any) -> Response:
@@ -58,19 +63,29 @@ class HandlerEndpoint:
         self.is_async = inspect.iscoroutinefunction(handler)
         self.container: Container | None = None
 
+    def _container(self, scope: Scope) -> Container:
+        if self.container is not None:
+            return self.container
+        app = scope.get(APP_SCOPE_KEY)
+        if app is None:
+            raise DependencyError(
+                f"{getattr(self.handler, '__qualname__', self.handler)!r} takes Inject(...) "
+                f"parameters but is not served by a QakeAPI app")
+        container: Container = app.container
+        return container
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
         plan = self.plan
-        if not plan.params:
-            kwargs: dict[str, Any] = {}
-        elif plan.request_only is not None:
-            kwargs = {plan.request_only: request}
-        else:
-            container = self.container
-            if container is None:
-                container = scope["app"].container
-            kwargs = await plan.resolve(request, container)
         try:
+            # Inside the try: tasks a dependency added are dropped when a later parameter
+            # fails (422) or the body can't be read (400, 408, 413).
+            if not plan.params:
+                kwargs: dict[str, Any] = {}
+            elif plan.request_only is not None:
+                kwargs = {plan.request_only: request}
+            else:
+                kwargs = await plan.resolve(request, self._container(scope))
             if self.is_async:
                 result = await self.handler(**kwargs)
             else:

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import re
 import traceback as _traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
+
+from .constants import MAX_JSON_DEPTH
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -63,12 +66,128 @@ TERMINAL_STATUSES: frozenset[TaskStatus] = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 )
 ACTIVE_STATUSES: frozenset[TaskStatus] = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
+_STATUS_VALUES = frozenset(s.value for s in TaskStatus)
 
 
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).isoformat()
+
+
+_INT_LIMIT = 2**63 - 1
+_TIMESTAMP_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
+"""Years 1 to 9999: the times ``datetime`` can show."""
+_MISSING = object()
+_CONTAINERS = (dict, list, tuple)
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be text, got a {_kind(value)}")
+    try:
+        value.isascii() or value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{field} is not valid UTF-8") from None
+    return value
+
+
+def _opt_text(value: Any, field: str) -> str | None:
+    return None if value is None else _text(value, field)
+
+
+def _integer(value: Any, field: str) -> int:
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{field} must be an integer, got a {_kind(value)}")
+    if abs(value) > _INT_LIMIT:
+        raise ValueError(f"{field} is out of range")
+    return value
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value) if len(value) <= 64 else None
+        except ValueError:
+            raise TypeError(f"{field} must be a number, got text") from None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{field} must be a number, got a {_kind(value)}")
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{field} must be a finite number")
+    return number
+
+
+def _opt_number(value: Any, field: str) -> float | None:
+    return None if value is None else _number(value, field)
+
+
+def _opt_time(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    ts = _number(value, field)
+    if not _TIMESTAMP_RANGE[0] <= ts <= _TIMESTAMP_RANGE[1]:
+        raise ValueError(f"{field} is not a time between the years 1 and 9999")
+    return ts
+
+
+def _flag(value: Any, field: str) -> bool:
+    if value in (True, False, 0, 1, "0", "1", ""):
+        return value not in (False, 0, "0", "")
+    raise TypeError(f"{field} must be a flag (0 or 1), got a {_kind(value)}")
+
+
+def _nested(value: Any, field: str) -> Any:
+    """``value`` unchanged, if its lists/dicts nest at most MAX_JSON_DEPTH deep."""
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"{field} is nested more than {MAX_JSON_DEPTH} levels deep")
+        level = [child for item in level
+                 for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, _CONTAINERS)]
+    return value
+
+
+def _json_list(value: Any, field: str) -> list[Any]:
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list):
+        raise TypeError(f"{field} must be a list, got a {_kind(value)}")
+    return _nested(value, field)  # type: ignore[no-any-return]
+
+
+def _json_dict(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"{field} must be an object, got a {_kind(value)}")
+    for key in value:
+        _text(key, f"a key of {field}")
+    return _nested(dict(value), field)  # type: ignore[no-any-return]
+
+
+def _text_list(value: Any, field: str) -> list[str]:
+    items = _json_list(value, field)
+    for item in items:
+        _text(item, f"an item of {field}")
+    return items
+
+
+def _get(data: Mapping[str, Any], key: str, default: Any = _MISSING) -> Any:
+    value = data.get(key)
+    if value is None:
+        if default is _MISSING:
+            raise ValueError(f"{key} is missing")
+        return default
+    return value
 
 
 @dataclass(slots=True, frozen=True)
@@ -97,11 +216,14 @@ class TaskErrorInfo:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskErrorInfo:
+        """Inverse of ``to_dict``; ValueError/TypeError naming the bad field."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"error must be an object, got a {_kind(data)}")
         return cls(
-            type=str(data.get("type", "")),
-            message=str(data.get("message", "")),
-            traceback=str(data.get("traceback", "")),
-            timed_out=bool(data.get("timed_out", False)),
+            type=_text(_get(data, "type", ""), "error.type"),
+            message=_text(_get(data, "message", ""), "error.message"),
+            traceback=_text(_get(data, "traceback", ""), "error.traceback"),
+            timed_out=_flag(_get(data, "timed_out", False), "error.timed_out"),
         )
 
 
@@ -184,32 +306,36 @@ class TaskRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskRecord:
-        """Inverse of ``to_dict``. Raises ``KeyError``/``ValueError`` on a corrupt dict."""
+        """Inverse of ``to_dict``, checking every field: a ValueError or TypeError names
+        the first one that is missing or of the wrong kind (a corrupt row)."""
+        status = _text(_get(data, "status"), "status")
+        if status not in _STATUS_VALUES:
+            raise ValueError(f"status {status[:40]!a} is not a task status")
         error = data.get("error")
         return cls(
-            id=str(data["id"]),
-            name=str(data["name"]),
-            status=TaskStatus(data["status"]),
-            args=list(data.get("args") or []),
-            kwargs=dict(data.get("kwargs") or {}),
-            attempts=int(data.get("attempts", 0)),
-            max_retries=int(data.get("max_retries", 0)),
-            timeout=data.get("timeout"),
-            priority=int(data.get("priority", 0)),
-            result=data.get("result"),
-            error=TaskErrorInfo.from_dict(error) if error else None,
-            created_at=float(data.get("created_at", 0.0)),
-            started_at=data.get("started_at"),
-            finished_at=data.get("finished_at"),
-            run_at=data.get("run_at"),
-            parents=tuple(data.get("parents") or ()),
-            context=dict(data.get("context") or {}),
-            logs=list(data.get("logs") or []),
-            unique_key=data.get("unique_key"),
-            worker_id=data.get("worker_id"),
-            lease_expires_at=data.get("lease_expires_at"),
-            cancel_reason=data.get("cancel_reason"),
-            cancel_requested=bool(data.get("cancel_requested", False)),
+            id=_text(_get(data, "id"), "id"),
+            name=_text(_get(data, "name"), "name"),
+            status=TaskStatus(status),
+            args=_json_list(_get(data, "args", []), "args"),
+            kwargs=_json_dict(_get(data, "kwargs", {}), "kwargs"),
+            attempts=_integer(_get(data, "attempts", 0), "attempts"),
+            max_retries=_integer(_get(data, "max_retries", 0), "max_retries"),
+            timeout=_opt_number(data.get("timeout"), "timeout"),
+            priority=_integer(_get(data, "priority", 0), "priority"),
+            result=_nested(data.get("result"), "result"),
+            error=None if error is None else TaskErrorInfo.from_dict(error),
+            created_at=_opt_time(_get(data, "created_at", 0.0), "created_at") or 0.0,
+            started_at=_opt_time(data.get("started_at"), "started_at"),
+            finished_at=_opt_time(data.get("finished_at"), "finished_at"),
+            run_at=_opt_time(data.get("run_at"), "run_at"),
+            parents=tuple(_text_list(_get(data, "parents", []), "parents")),
+            context=_json_dict(_get(data, "context", {}), "context"),
+            logs=_text_list(_get(data, "logs", []), "logs"),
+            unique_key=_opt_text(data.get("unique_key"), "unique_key"),
+            worker_id=_opt_text(data.get("worker_id"), "worker_id"),
+            lease_expires_at=_opt_time(data.get("lease_expires_at"), "lease_expires_at"),
+            cancel_reason=_opt_text(data.get("cancel_reason"), "cancel_reason"),
+            cancel_requested=_flag(_get(data, "cancel_requested", False), "cancel_requested"),
         )
 
 

@@ -84,3 +84,11 @@ def test_every_docs_block_is_exercised() -> None:
                 "docs/operations.md": 1}
     for path, count in expected.items():
         assert len(python_blocks(path)) == count, path
+
+
+def test_security_http_limits() -> None:
+    ns = run_block("docs/security.md", "RequestLimits")
+    assert (ns["app"].max_body_size, ns["app"].body_timeout) == (10 * 1024 * 1024, 60.0)
+    with TestClient(ns["other"]) as client:
+        response = client.post("/", content=b"x" * (10 * 1024 * 1024 + 1))
+    assert response.status_code == 413

@@ -124,6 +124,10 @@ def test_clear_errors(tmp_path: Path) -> None:
     memory = cli(tmp_path, "queue", "status", "--url", "memory://", ok=False)
     assert memory.returncode != 0 and "lives inside the app" in memory.stderr
     url = f"sqlite:///{tmp_path}/queue.db"
+    no_queue = cli(tmp_path, "queue", "show", "nope", "--url", url, ok=False)
+    assert no_queue.returncode != 0 and "there is no SQLite queue" in no_queue.stderr
+    write_task_app(tmp_path)
+    enqueue_script(tmp_path, url, "        pass")
     missing = cli(tmp_path, "queue", "show", "nope", "--url", url, ok=False)
     assert missing.returncode != 0 and "no task with id 'nope'" in missing.stderr
     bad_app = cli(tmp_path, "queue", "start", "--app", "nosuchmodule:app", ok=False)

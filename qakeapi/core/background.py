@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from ..exceptions import ManagerNotRunning, TaskWaitTimeout
+from ..exceptions import ManagerNotRunning, TaskWaitTimeout, TooManyPendingTasks
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskRecord, TaskStatus
 from .background_jobs import DESCRIPTIONS, Job, Runner, TaskTable, describe_cached
 from .background_settings import BackgroundSettings
 from .errors import single_exception
-from .request_tasks import current_request_tasks
+from .request_tasks import RequestTasks, current_request_tasks
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -172,7 +172,8 @@ class BackgroundTaskManager:
             self._all_done = anyio.Event()
             with anyio.move_on_after(grace):
                 await self._all_done.wait()
-        for job in list(self._pending):
+        dropped = [job for job in self._pending if job.status not in TERMINAL_STATUSES]
+        for job in dropped:
             self._finish_cancelled(job, "shutdown: not started within the grace period")
         self._pending.clear()
         for job in self._unfinished():
@@ -181,6 +182,10 @@ class BackgroundTaskManager:
                 job.runner.cancel()
             elif job.status is TaskStatus.PENDING:
                 self._finish_cancelled(job, "shutdown: the manager stopped")
+                dropped.append(job)
+        for job in dropped:
+            logger.warning("background task %s (%s) cancelled: %s", job.id, job.name,
+                           job.cancel_reason)
         self._stopping = True
         for waiter in self._idle + self._room_waiters:
             waiter.set()
@@ -502,21 +507,24 @@ async def add_background_task(
     if holder is None or not holder.open:
         await manager._submit(job)
         return job.id
-    # Held until the response has been sent. A full queue makes the handler wait for room
-    # (backpressure on the requests), since releasing a response's tasks can't wait.
-    if len(manager._pending) >= manager.settings.max_pending and (
-        not await manager._wait_for_room(job)
-    ):
-        return job.id  # the manager stopped: the task is recorded cancelled
-    held = holder.held
-    if held is None:
-        holder.held = [job]
-        holder.held_owner = manager
-    elif holder.held_owner is manager:
-        held.append(job)
-    else:
+    # Held until the response has been sent; held tasks count against max_pending. A full
+    # queue makes the handler wait for room (backpressure on the requests), since releasing
+    # a response's tasks can't wait; held tasks that still fill it can't drain before their
+    # responses, so the request is refused.
+    limit = manager.settings.max_pending
+    if len(manager._pending) + RequestTasks.held_total >= limit:
+        if not await manager._wait_for_room(job):
+            return job.id  # the manager stopped: the task is recorded cancelled
+        if len(manager._pending) + RequestTasks.held_total >= limit:
+            reason = (f"too many background tasks: {RequestTasks.held_total} held by open "
+                      f"requests and {len(manager._pending)} pending reach max_pending={limit}")
+            manager._finish_cancelled(job, reason)
+            raise TooManyPendingTasks(reason)
+    try:
+        holder.hold(job, manager)
+    except RuntimeError:
         manager._finish_cancelled(job, "a request can't hold tasks of two managers")
-        raise RuntimeError("background tasks of two managers in one request")
+        raise
     if manager._events is not None and manager._events.active:
         await manager._created(job)
     return job.id

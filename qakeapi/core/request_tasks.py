@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 __all__ = ["HeldTaskOwner", "RequestParticipant", "RequestTasks", "current_request_tasks"]
 
@@ -64,6 +64,21 @@ class RequestTasks:
     held: list[Any] | None = None
     """Background tasks held for :attr:`held_owner`."""
     held_owner: HeldTaskOwner | None = None
+    held_total: ClassVar[int] = 0
+    """Background tasks held by every open request of the process: they count against the
+    manager's ``max_pending`` with its pending queue."""
+
+    def hold(self, job: Any, owner: HeldTaskOwner) -> None:
+        """Hold ``job`` for ``owner`` until the response is sent (or the handler raises)."""
+        held = self.held
+        if held is None:
+            self.held = [job]
+            self.held_owner = owner
+        elif self.held_owner is owner:
+            held.append(job)
+        else:
+            raise RuntimeError("background tasks of two managers in one request")
+        RequestTasks.held_total += 1
 
     def participant(self, key: object, factory: Callable[[], P]) -> P:
         """The participant registered under ``key``, created by ``factory`` on first use."""
@@ -90,6 +105,7 @@ class RequestTasks:
             return
         self.open = self.holds_queued = False
         if self.held is not None and self.held_owner is not None:
+            RequestTasks.held_total -= len(self.held)
             try:
                 self.held_owner.start_held(self.held)
             except Exception:
@@ -107,6 +123,7 @@ class RequestTasks:
             return
         self.open = self.holds_queued = False
         if self.held is not None and self.held_owner is not None:
+            RequestTasks.held_total -= len(self.held)
             try:
                 self.held_owner.drop_held(self.held, reason)
             except Exception:

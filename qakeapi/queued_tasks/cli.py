@@ -6,23 +6,29 @@ Every command finds the queue from ``--app module:app`` (the app's queue setting
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
-import subprocess
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
 
 import anyio
 import click
 
+from ..constants import SAME_STOP_SIGNAL_SECONDS
 from ..exceptions import BackendUnavailable, ConfigurationError, QueueError, TaskNotFound
 from ..importing import AppImportError, load_app
 from ..types import TaskRecord, TaskStatus
 from .backends import QueueStorage, open_storage
+from .backends.sqlite import path_from_url
 from .queue import QueuedTasks
 from .settings import QueueSettings
+from .supervisor import Supervisor, WorkersKeepFailing
 
 __all__ = ["queue"]
 
@@ -57,6 +63,7 @@ def _with_storage(app_path: str | None, url: str | None,
         raise click.ClickException(
             "the queue is memory:// — it lives inside the app's process and can't be seen "
             "from here; set QUEUE_URL=sqlite:///queue.db (or redis://...) to share it")
+    _require_sqlite_queue(settings.url)
 
     async def run() -> T:
         storage = open_storage(settings.url)
@@ -70,6 +77,27 @@ def _with_storage(app_path: str | None, url: str | None,
         return anyio.run(run)
     except (QueueError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _require_sqlite_queue(url: str) -> None:
+    """Looking at a SQLite queue never creates one: the file must exist and be a queue."""
+    if urlsplit(url).scheme.lower() != "sqlite":
+        return
+    path = path_from_url(url)
+    if not os.path.exists(path):
+        raise click.ClickException(
+            f"there is no SQLite queue at {url}: {path} does not exist (workers and the app "
+            f"create it)")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
+            found = db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tasks'"
+            ).fetchone()[0]
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"can't read the SQLite queue {path}: {exc}") from None
+    if not found:
+        raise click.ClickException(
+            f"{path} is not a SQLite queue (it has no tasks table): check --url / QUEUE_URL")
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -145,13 +173,18 @@ async def _run_worker(app_path: str, url: str | None, concurrency: int | None) -
         async with anyio.create_task_group() as tg:
 
             async def on_signals() -> None:
+                first: float | None = None
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for _ in signals:
-                        if worker._stopping:
+                        now = time.monotonic()
+                        if first is None:
+                            first = now
+                            click.echo(f"worker {worker.id}: stopping (again to force)",
+                                       err=True)
+                            worker.stop()
+                        elif now - first >= SAME_STOP_SIGNAL_SECONDS:
                             tg.cancel_scope.cancel()
                             return
-                        click.echo(f"worker {worker.id}: stopping (again to force)", err=True)
-                        worker.stop()
 
             tg.start_soon(on_signals)
             await worker.run()
@@ -159,21 +192,32 @@ async def _run_worker(app_path: str, url: str | None, concurrency: int | None) -
 
 
 def _supervise(app_path: str, url: str | None, workers: int, concurrency: int | None) -> int:
+    _connect(_settings(app_path, url))
     command = [sys.executable, "-m", "qakeapi", "queue", "start", "--app", app_path]
     if url:
         command += ["--url", url]
     if concurrency:
         command += ["--concurrency", str(concurrency)]
-    children = [subprocess.Popen(command) for _ in range(workers)]
+    try:
+        return Supervisor(command, workers).run()
+    except WorkersKeepFailing as exc:
+        raise click.ClickException(str(exc)) from None
 
-    def forward(signum: int, _frame: Any) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    return max(child.wait() for child in children)
+def _connect(settings: QueueSettings) -> None:
+    """Fail now, with one line, if the workers could not use the queue."""
+
+    async def check() -> None:
+        storage = open_storage(settings.url)
+        try:
+            await storage.connect()
+        finally:
+            await storage.close()
+
+    try:
+        anyio.run(check)
+    except QueueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @queue.command()

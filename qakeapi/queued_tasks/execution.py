@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..constants import CORRUPT_ROW
 from ..exceptions import CorruptTaskError, SerializationError, TaskNotRegistered
 from ..types import TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus
 from .context import TaskContext, current_task
@@ -103,8 +104,8 @@ class TaskExecution:
             if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise TypeError("args must be a list and kwargs an object")
         except Exception as exc:
-            corrupt = CorruptTaskError(f"task {record.id} has arguments that can't be "
-                                       f"decoded: {exc!r}")
+            corrupt = CorruptTaskError(f"{CORRUPT_ROW}: task {record.id}: its arguments "
+                                       f"can't be decoded: {exc!r}")
             return self._failed(corrupt, retry=False, registered=registered)
         timeout = record.timeout if record.timeout is not None else self.worker.settings.timeout
         token = current_task.set(self.context)

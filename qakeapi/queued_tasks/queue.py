@@ -58,12 +58,13 @@ class QueuedTasks:
     """The app's task queue: ``tasks.add_task(fn, *args, parent=..., **kwargs)``."""
 
     def __init__(self, url: str | None = None, *, settings: QueueSettings | None = None,
-                 embedded_worker: bool | None = None) -> None:
+                 embedded_worker: bool | None = None, strict: bool | None = None) -> None:
         self._url = url
         self._given_settings = settings
         self._embedded_override = embedded_worker
+        self._strict_override = strict
         self.settings: QueueSettings = settings or QueueSettings(url=url or "memory://")
-        self.registry = TaskRegistry()
+        self.registry = TaskRegistry(strict=self.settings.strict if strict is None else strict)
         self.app: QakeAPI | None = None
         self._storage: QueueStorage | None = None
         self._pending = Batch()
@@ -74,9 +75,10 @@ class QueuedTasks:
         self.worker: Worker | None = None
         self._stack: AsyncExitStack | None = None
 
-    def configure(self, *, url: str | None = None, embedded_worker: bool | None = None) -> None:
-        """Override the URL and/or the embedded worker before the queue starts (the CLI
-        does this for ``--url`` and worker processes)."""
+    def configure(self, *, url: str | None = None, embedded_worker: bool | None = None,
+                  strict: bool | None = None) -> None:
+        """Override the URL, the embedded worker and/or strict mode before the queue starts
+        (the CLI does this for ``--url`` and worker processes)."""
         if self.started:
             raise QueueError("configure the queue before it starts")
         if url is not None:
@@ -84,6 +86,8 @@ class QueuedTasks:
             self._given_settings = None
         if embedded_worker is not None:
             self._embedded_override = embedded_worker
+        if strict is not None:
+            self._strict_override = strict
 
     # -- registration -----------------------------------------------------------------
     def task(self, fn: F | None = None, *, name: str | None = None,
@@ -268,6 +272,8 @@ class QueuedTasks:
             settings = QueueSettings.from_env(url=self._url)
         if self._embedded_override is not None:
             settings = settings.replace(embedded_worker=self._embedded_override)
+        if self._strict_override is not None:
+            settings = settings.replace(strict=self._strict_override)
         return settings
 
     @asynccontextmanager
@@ -279,6 +285,7 @@ class QueuedTasks:
 
         self.settings = self._resolve_settings()
         self.app = app
+        self.registry.strict = self.settings.strict
         if app is not None:
             self.registry.allow_package(app.import_name)
         storage = open_storage(self.settings.url)

@@ -1,23 +1,38 @@
 """Which functions a worker may run.
 
-Task names are ``module:qualname``. A worker runs a name only if this process registered it
-(``@tasks.task``, ``tasks.register(fn)``, or any function passed to ``add_task`` here) or if
-its module belongs to the application's own package. A stored row can therefore never make
-a worker import or call arbitrary code.
+Task names are ``module:qualname``. A worker runs a stored name only if it is
+
+* a function registered with this queue (``@tasks.task``, ``tasks.register(fn)``, or any
+  function passed to ``add_task`` in this process), or
+* a module-level function *defined* in a module of the application's own package, found in
+  that module's namespace under exactly the stored name (``__module__`` and ``__qualname__``
+  equal): never by walking attributes into what the module imported.
+
+In strict mode only registered functions run. Anything else is refused before anything
+outside the application's package is imported, so a row in the queue can never make a
+worker import or call other code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
+import logging
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from ..exceptions import TaskNotRegistered
 
 __all__ = ["RegisteredTask", "TaskOptions", "TaskRegistry", "task_name"]
+
+logger = logging.getLogger("qakeapi.worker")
+
+_NEVER_APP_PACKAGES = frozenset({"qakeapi", "__main__", "builtins"})
 
 
 @dataclass(slots=True, frozen=True)
@@ -63,18 +78,40 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn)
 
 
-class TaskRegistry:
-    """Registered functions, and the packages whose functions may run by name."""
+def _not_ours(name: str, why: str) -> TaskNotRegistered:
+    return TaskNotRegistered(f"task {name!r} is not a task of this application: {why}")
 
-    def __init__(self, packages: Iterable[str] = ()) -> None:
+
+def _is_dotted_name(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
+
+
+class TaskRegistry:
+    """Registered functions, and the packages whose module-level functions may run by name."""
+
+    def __init__(self, packages: Iterable[str] = (), *, strict: bool = False) -> None:
         self._tasks: dict[str, RegisteredTask] = {}
         self._by_fn: dict[Any, RegisteredTask] = {}
         self.packages: set[str] = set(packages)
+        self.strict = strict
+        """Run registered functions only (``QUEUE_STRICT``)."""
 
     def allow_package(self, module_name: str) -> None:
-        """Allow functions of ``module_name``'s top-level package (the app's own code)."""
-        if module_name and module_name != "__main__":
-            self.packages.add(module_name.split(".")[0])
+        """Allow functions of ``module_name``'s top-level package (the app's own code).
+
+        Never the standard library's or qakeapi's: their functions can import or run anything.
+        """
+        top = module_name.split(".")[0]
+        if not _is_dotted_name(module_name) or top in _NEVER_APP_PACKAGES:
+            return
+        if top in sys.stdlib_module_names:
+            logger.warning("the app's package %r has the name of a standard-library module: "
+                           "workers run only its registered functions (@tasks.task)", top)
+            return
+        self.packages.add(top)
+
+    def _in_app(self, module_name: str) -> bool:
+        return module_name.split(".")[0] in self.packages
 
     def register(
         self, fn: Callable[..., Any], *, name: str | None = None,
@@ -83,34 +120,61 @@ class TaskRegistry:
         task = RegisteredTask(name or task_name(fn), fn, _is_async(fn), options or TaskOptions())
         self._tasks[task.name] = task
         self._by_fn[fn] = task
+        if name is not None:
+            with contextlib.suppress(TypeError):
+                self._tasks.setdefault(task_name(fn), task)  # the name add_task stores
         return task
 
     def for_function(self, fn: Callable[..., Any]) -> RegisteredTask:
-        """The registration of ``fn``, registering it (with default options) if needed."""
+        """The registration of ``fn``, registering it (with default options) if needed.
+
+        In strict mode an unregistered function is refused (TypeError): a separate worker
+        would not know it."""
         try:
             return self._by_fn[fn]
         except (KeyError, TypeError):
-            return self.register(fn)
+            pass
+        if self.strict:
+            raise TypeError(
+                f"{task_name(fn)} is not registered and the queue is in strict mode "
+                f"(QUEUE_STRICT): register it with @tasks.task or tasks.register(fn)")
+        return self.register(fn)
 
     def resolve(self, name: str) -> RegisteredTask:
         """The function to run for ``name``; TaskNotRegistered if it may not or can't run."""
         found = self._tasks.get(name)
         if found is not None:
             return found
+        if self.strict:
+            raise _not_ours(name, "it is not registered and the queue is in strict mode")
         module_name, sep, qualname = name.partition(":")
-        if not sep or not module_name or not qualname or "<" in qualname:
-            raise TaskNotRegistered(f"{name!r} is not a valid task name")
-        if module_name.split(".")[0] not in self.packages:
-            raise TaskNotRegistered(
-                f"task {name!r} is not registered in this worker and its module is not part "
-                f"of the application; register it (@tasks.task) or import it in the app"
-            )
-        try:
-            target: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                target = getattr(target, part)
-        except (ImportError, AttributeError) as exc:
-            raise TaskNotRegistered(f"task {name!r} can't be found: {exc}") from exc
-        if not callable(target):
-            raise TaskNotRegistered(f"task {name!r} is not a function")
-        return self.register(target, name=name)
+        if not sep or not _is_dotted_name(module_name) or not qualname.isidentifier():
+            raise _not_ours(name, "only a registered function or a module-level function "
+                                  "named 'package.module:function' can run")
+        if qualname.startswith("__") or module_name == "__main__":
+            raise _not_ours(name, "dunder names and __main__ are never tasks")
+        if not self._in_app(module_name):
+            raise _not_ours(name, "its module is not in the application's package "
+                                  f"({', '.join(sorted(self.packages)) or 'none known'}); "
+                                  f"register it (@tasks.task) in the app")
+        fn = vars(self._app_module(name, module_name)).get(qualname)
+        if not inspect.isfunction(fn):
+            raise _not_ours(name, f"{module_name} defines no function {qualname!r}")
+        if fn.__module__ != module_name or fn.__qualname__ != qualname:
+            raise _not_ours(name, f"{module_name}.{qualname} is {fn.__module__}:"
+                                  f"{fn.__qualname__}, defined elsewhere")
+        return self.register(fn, name=name)
+
+    def _app_module(self, name: str, module_name: str) -> ModuleType:
+        """``module_name`` (inside the app's package), imported if it is not yet."""
+        module = sys.modules.get(module_name)
+        if module is None:
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:
+                logger.warning("importing %s for task %s failed", module_name, name,
+                               exc_info=True)
+                raise _not_ours(name, f"its module can't be imported: {exc!r}") from exc
+        if not isinstance(module, ModuleType):
+            raise _not_ours(name, f"{module_name} is not a module")
+        return module

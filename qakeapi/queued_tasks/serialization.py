@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ..constants import MAX_JSON_DEPTH
 from ..exceptions import SerializationError
 
 __all__ = ["decode", "dumps", "encode", "encode_call", "loads"]
@@ -24,11 +25,16 @@ TAG = "__qk__"
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def _encode(value: Any, path: str) -> Any:
+def _encode(value: Any, path: str, depth: int = 1) -> Any:
     if isinstance(value, _PLAIN):
         if isinstance(value, float) and value != value:  # NaN is not JSON
             raise SerializationError(f"{path}: NaN can't be stored as JSON")
         return value
+    if depth > MAX_JSON_DEPTH and isinstance(value, (dict, list, tuple)):
+        where = path if len(path) <= 80 else f"{path[:60]}...{path[-12:]}"
+        raise SerializationError(
+            f"{where}: lists and dicts nested more than {MAX_JSON_DEPTH} levels deep can't "
+            f"be stored")
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
@@ -37,12 +43,12 @@ def _encode(value: Any, path: str) -> Any:
                     f"{path}: dict key {key!r} is a {type(key).__name__}; only str keys can "
                     f"be stored"
                 )
-            out[key] = _encode(item, f"{path}[{key!r}]")
+            out[key] = _encode(item, f"{path}[{key!r}]", depth + 1)
         if TAG in out:
             raise SerializationError(f"{path}: the key {TAG!r} is reserved")
         return out
     if isinstance(value, (list, tuple)):
-        return [_encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_encode(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
     if isinstance(value, dt.datetime):
         return {TAG: "datetime", "v": value.isoformat()}
     if isinstance(value, dt.date):
@@ -69,8 +75,9 @@ def encode_call(
     fn_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> tuple[list[Any], dict[str, Any]]:
     """Encode a task's arguments; errors name the argument (``argument 'items[2]' of f``)."""
-    enc_args = [_encode(a, f"positional argument {i} of {fn_name}") for i, a in enumerate(args)]
-    enc_kwargs = {k: _encode(v, f"argument {k!r} of {fn_name}") for k, v in kwargs.items()}
+    enc_args = [_encode(a, f"positional argument {i} of {fn_name}", 2)
+                for i, a in enumerate(args)]
+    enc_kwargs = {k: _encode(v, f"argument {k!r} of {fn_name}", 2) for k, v in kwargs.items()}
     return enc_args, enc_kwargs
 
 

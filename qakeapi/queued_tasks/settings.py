@@ -21,6 +21,7 @@ from ..constants import (
     ENV_QUEUE_MAX_WORKERS,
     ENV_QUEUE_RETENTION_SECONDS,
     ENV_QUEUE_SHUTDOWN_GRACE,
+    ENV_QUEUE_STRICT,
     ENV_QUEUE_TASK_TIMEOUT,
     ENV_QUEUE_URL,
     RETRY_BASE_DELAY,
@@ -54,6 +55,8 @@ class QueueSettings:
     retry_max_delay: float = RETRY_MAX_DELAY
     shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
     """Seconds a stopping worker lets running tasks finish (QUEUE_SHUTDOWN_GRACE)."""
+    strict: bool = False
+    """Workers run registered functions only, never one found by name (QUEUE_STRICT)."""
 
     def __post_init__(self) -> None:
         if self.max_workers < 1:
@@ -98,13 +101,14 @@ class QueueSettings:
                 raise ConfigurationError(
                     f"{var}={raw!r} is not a valid {kind.__name__}"
                 ) from None
-        raw_embedded = env.get(ENV_QUEUE_EMBEDDED_WORKER)
-        if raw_embedded is not None:
-            lowered = raw_embedded.strip().lower()
+        for var, field in ((ENV_QUEUE_EMBEDDED_WORKER, "embedded_worker"),
+                           (ENV_QUEUE_STRICT, "strict")):
+            raw_flag = env.get(var)
+            if raw_flag is None:
+                continue
+            lowered = raw_flag.strip().lower()
             if lowered not in _TRUE | _FALSE:
-                raise ConfigurationError(
-                    f"{ENV_QUEUE_EMBEDDED_WORKER}={raw_embedded!r} is not a boolean (use 1 or 0)"
-                )
-            values["embedded_worker"] = lowered in _TRUE
+                raise ConfigurationError(f"{var}={raw_flag!r} is not a boolean (use 1 or 0)")
+            values[field] = lowered in _TRUE
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

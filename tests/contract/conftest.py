@@ -10,6 +10,7 @@ import pytest
 
 from qakeapi.queued_tasks.backends import QueueStorage, open_storage
 
+from .._poison import POISONS, Poison
 from .._redis import redis_queue_url
 
 BACKENDS = ["memory", "sqlite", "redis"]
@@ -29,3 +30,8 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             yield store
         finally:
             await store.close()
+
+
+@pytest.fixture(params=sorted(POISONS))
+def poison(request: pytest.FixtureRequest) -> Poison:
+    return POISONS[request.param]

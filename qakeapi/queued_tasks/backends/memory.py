@@ -10,10 +10,12 @@ import builtins
 import copy
 import heapq
 import itertools
+import logging
 import time
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
-from ...exceptions import MissingParentError, TaskNotFound
+from ...exceptions import CorruptTaskError, MissingParentError, TaskNotFound
 from ...types import (
     TERMINAL_STATUSES,
     QueueStats,
@@ -30,11 +32,27 @@ from .base import (
     cascade_reasons,
     dead_reason,
 )
+from .rows import corrupt, decode_record, placeholder
 
 __all__ = ["MemoryStorage"]
 
+logger = logging.getLogger("qakeapi.queue")
 PENDING, RUNNING = TaskStatus.PENDING, TaskStatus.RUNNING
 LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
+
+
+def _checked(record: TaskRecord) -> tuple[TaskRecord, CorruptTaskError | None]:
+    """``record``, or a placeholder and the reason when a field can't be stored: the same
+    checks as reading a SQLite or Redis row, so every backend fails the same records."""
+    data: dict[str, Any] = {"id": record.id}
+    try:
+        data = record.to_dict()
+        decode_record(dict(data))
+    except Exception as exc:  # a field of the wrong kind: the record is corrupt
+        error = exc if isinstance(exc, CorruptTaskError) else corrupt(record.id, exc)
+        logger.error("%s: recorded failed", error)
+        return placeholder(data, error), error
+    return record, None
 
 
 def _copy(record: TaskRecord) -> TaskRecord:
@@ -121,8 +139,9 @@ class MemoryStorage(QueueStorage):
         builtins.list[TaskRecord]
     ):
         now = self.clock() if now is None else now
+        checked = [_checked(record) for record in records]
         earlier: set[str] = set()
-        for record in records:
+        for record, _ in checked:
             for parent in record.parents:
                 if parent not in self._tasks and parent not in earlier:
                     raise MissingParentError(
@@ -130,7 +149,11 @@ class MemoryStorage(QueueStorage):
                     )
             earlier.add(record.id)
         stored: builtins.list[TaskRecord] = []
-        for record in records:
+        for record, unreadable in checked:
+            if unreadable is not None:
+                self._store_unreadable(record, now)
+                stored.append(_copy(record))
+                continue
             if record.unique_key is not None and record.unique_key in self._unique:
                 stored.append(_copy(self._tasks[self._unique[record.unique_key]]))
                 continue
@@ -159,6 +182,13 @@ class MemoryStorage(QueueStorage):
             stored.append(_copy(record))
         self._wake()
         return stored
+
+    def _store_unreadable(self, record: TaskRecord, now: float) -> None:
+        """Keep a record that failed the checks as ``failed``, its error saying why."""
+        self._tasks[record.id] = record
+        self._seq[record.id] = next(self._counter)
+        self._waiting_on[record.id] = 0
+        self._end(record, TaskStatus.FAILED, now)
 
     # -- consuming ------------------------------------------------------------------
     def _move_due(self, now: float) -> None:

@@ -24,6 +24,15 @@ from ...exceptions import BackendUnavailable, CorruptTaskError, MissingParentErr
 from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
 from . import redis_scripts as lua
 from .base import QueueStorage, RenewResult
+from .rows import (
+    corrupt,
+    corrupt_error_info,
+    decode_record,
+    load_json,
+    placeholder,
+    read_record,
+    read_workers,
+)
 
 __all__ = ["RedisStorage", "parse_redis_url"]
 
@@ -49,32 +58,45 @@ def _offset(value: float | None, base: float) -> str:
     return "" if value is None else repr(float(value) - base)
 
 
-def _opt_float(value: str | None) -> float | None:
-    return float(value) if value else None
+_JSON_FIELDS = ("result", "error", "context", "logs")
+_HASH_FIELDS = (("attempts", "attempts"), ("started_at", "started_at"),
+                ("finished_at", "finished_at"), ("run_at", "run_at"), ("worker_id", "worker_id"),
+                ("lease_expires_at", "lease"), ("cancel_reason", "cancel_reason"),
+                ("cancel_requested", "cancel_requested"),
+                *((name, name) for name in _JSON_FIELDS))
+
+
+def _fields(task_id: str, h: dict[str, str]) -> dict[str, Any]:
+    """A task hash in ``TaskRecord.to_dict`` shape: its fixed part ``s`` parsed, its
+    changing fields as stored ('' = none); ValueError/TypeError if ``s`` can't be read."""
+    fixed = load_json(h.get("s"), "s")
+    if not isinstance(fixed, dict):
+        raise TypeError(f"s must be an object, got a {type(fixed).__name__}")
+    data = {**fixed, "id": task_id, "status": h.get("status")}
+    for field, key in _HASH_FIELDS:
+        data[field] = h.get(key) or None
+    return data
 
 
 def _record(task_id: str, h: dict[str, str]) -> TaskRecord:
+    """The record of a claimed task; CorruptTaskError if its hash can't be read."""
     try:
-        fixed = json.loads(h["s"])
-        return TaskRecord(
-            id=task_id, name=fixed["name"], status=TaskStatus(h["status"]),
-            args=fixed["args"], kwargs=fixed["kwargs"], attempts=int(h.get("attempts") or 0),
-            max_retries=int(fixed["max_retries"]), timeout=fixed.get("timeout"),
-            priority=int(fixed.get("priority", 0)), created_at=float(fixed["created_at"]),
-            result=json.loads(h["result"]) if h.get("result") else None,
-            error=TaskErrorInfo.from_dict(json.loads(h["error"])) if h.get("error") else None,
-            started_at=_opt_float(h.get("started_at")),
-            finished_at=_opt_float(h.get("finished_at")),
-            run_at=_opt_float(h.get("run_at")), parents=tuple(fixed.get("parents", ())),
-            context=json.loads(h["context"]) if h.get("context") else {},
-            logs=json.loads(h["logs"]) if h.get("logs") else [],
-            unique_key=fixed.get("unique_key"), worker_id=h.get("worker_id") or None,
-            lease_expires_at=_opt_float(h.get("lease")),
-            cancel_reason=h.get("cancel_reason") or None,
-            cancel_requested=h.get("cancel_requested") == "1",
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CorruptTaskError(f"task {task_id} in Redis is corrupt: {exc!r}") from exc
+        data = _fields(task_id, h)
+    except Exception as exc:  # any failure to read the row makes it corrupt, nothing else
+        raise corrupt(task_id, exc) from exc
+    return decode_record(data, _JSON_FIELDS)
+
+
+def _read(task_id: str, h: dict[str, str]) -> TaskRecord:
+    """The record to show, or a placeholder for a hash that can't be read (logged)."""
+    try:
+        data = _fields(task_id, h)
+    except Exception as exc:  # any failure to read the row makes it corrupt, nothing else
+        error = corrupt(task_id, exc)
+        logger.warning("%s", error)
+        return placeholder({"id": task_id, "status": h.get("status"),
+                            "finished_at": h.get("finished_at")}, error)
+    return read_record(data, _JSON_FIELDS)
 
 
 class RedisStorage(QueueStorage):
@@ -133,6 +155,7 @@ class RedisStorage(QueueStorage):
     async def connect(self) -> None:
         try:
             client = aioredis.from_url(self._redis_url, decode_responses=True,
+                                       encoding_errors="surrogateescape",
                                        socket_connect_timeout=5, health_check_interval=10)
         except ValueError as exc:
             raise BackendUnavailable(f"bad Redis URL for {self._where}: {exc}") from exc
@@ -195,7 +218,7 @@ class RedisStorage(QueueStorage):
                     now: float | None = None) -> builtins.list[TaskRecord]:
         flat = await self._run(lua.CLAIM, now, worker_id, str(limit), repr(lease_seconds))
         claimed: builtins.list[TaskRecord] = []
-        corrupt: builtins.list[TaskOutcome] = []
+        unreadable: builtins.list[TaskOutcome] = []
         i = 0
         while i < len(flat):
             task_id, size = flat[i], int(flat[i + 1])
@@ -205,11 +228,11 @@ class RedisStorage(QueueStorage):
             try:
                 claimed.append(_record(task_id, h))
             except CorruptTaskError as exc:
-                logger.error("%s", exc)
-                corrupt.append(TaskOutcome(task_id, TaskStatus.FAILED,
-                                           error=TaskErrorInfo("CorruptTaskError", str(exc))))
-        if corrupt:
-            await self.finish(worker_id, corrupt, now=now)
+                logger.error("%s: recorded failed", exc)
+                unreadable.append(TaskOutcome(task_id, TaskStatus.FAILED,
+                                              error=corrupt_error_info(exc)))
+        if unreadable:
+            await self.finish(worker_id, unreadable, now=now)
         return claimed
 
     async def renew(self, worker_id: str, ids: Collection[str], lease_seconds: float, *,
@@ -323,7 +346,7 @@ class RedisStorage(QueueStorage):
         client = self.client
         h: dict[str, str] = await self._call(
             lambda: client.hgetall(self.key(f"t:{task_id}")))  # type: ignore[arg-type,return-value]
-        return _record(task_id, h) if h else None
+        return _read(task_id, h) if h else None
 
     async def _get_many(self, ids: Sequence[str]) -> builtins.list[TaskRecord]:
         client = self.client
@@ -335,7 +358,7 @@ class RedisStorage(QueueStorage):
                 return await pipe.execute()
 
         hashes = await self._call(fetch)
-        return [_record(i, h) for i, h in zip(ids, hashes, strict=True) if h]
+        return [_read(i, h) for i, h in zip(ids, hashes, strict=True) if h]
 
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
                    offset: int = 0) -> builtins.list[TaskRecord]:
@@ -392,4 +415,4 @@ class RedisStorage(QueueStorage):
     async def list_workers(self) -> builtins.list[WorkerInfo]:
         client = self.client
         raw = await self._call(lambda: client.hgetall(self.key("workers")))
-        return [WorkerInfo.from_dict(json.loads(v)) for _, v in sorted(raw.items())]
+        return read_workers(sorted(raw.items()))

@@ -23,18 +23,30 @@ else
 end
 local CHUNK = @CHUNK@
 local function tkey(id) return P .. ':t:' .. id end
+local STATUSES = {pending = true, running = true, succeeded = true, failed = true,
+  cancelled = true}
 local function fmt(x) return string.format('%.17g', x) end
 local function count(status, delta)
   if status then redis.call('HINCRBY', P .. ':counts', status, delta) end
 end
+local function num(value)
+  local n = tonumber(value)
+  if n and n == n then return n end
+  return 0
+end
 local function make_ready(id)
   local h = redis.call('HMGET', tkey(id), 'score', 'due', 'rm')
-  redis.call('ZADD', P .. ':ready', h[1], h[3])
-  redis.call('ZADD', P .. ':readytime', h[2], id)
+  local rm = h[3]
+  if not rm then
+    rm = string.format('%015d', 0) .. '|' .. id
+    redis.call('HSET', tkey(id), 'rm', rm)
+  end
+  redis.call('ZADD', P .. ':ready', num(h[1]), rm)
+  redis.call('ZADD', P .. ':readytime', num(h[2]), id)
 end
 local function schedule(id)
-  local run_at = redis.call('HGET', tkey(id), 'run_at')
-  if run_at and run_at ~= '' and tonumber(run_at) > now then
+  local run_at = tonumber(redis.call('HGET', tkey(id), 'run_at'))
+  if run_at and run_at > now then
     redis.call('ZADD', P .. ':scheduled', run_at, id)
   else
     make_ready(id)
@@ -42,11 +54,12 @@ local function schedule(id)
 end
 local function set_due(id, due)
   local h = redis.call('HMGET', tkey(id), 'score', 'due')
-  local priority = math.floor((tonumber(h[2]) - tonumber(h[1])) / 1e10 + 0.5)
+  local priority = math.floor((num(h[2]) - num(h[1])) / 1e10 + 0.5)
   redis.call('HSET', tkey(id), 'due', due, 'score', -priority * 1e10 + due)
 end
 local function unready(id)
-  redis.call('ZREM', P .. ':ready', redis.call('HGET', tkey(id), 'rm'))
+  local rm = redis.call('HGET', tkey(id), 'rm')
+  if rm then redis.call('ZREM', P .. ':ready', rm) end
   redis.call('ZREM', P .. ':readytime', id)
   redis.call('ZREM', P .. ':scheduled', id)
 end

@@ -130,8 +130,12 @@ while claimed < limit do
     local id = string.sub(popped[i], 17)
     redis.call('ZREM', P .. ':readytime', id)
     local key = tkey(id)
-    if redis.call('HGET', key, 'status') == 'pending' then
-      redis.call('HINCRBY', key, 'attempts', 1)
+    local status = redis.call('HGET', key, 'status')
+    if status == 'pending' then
+      local attempts = redis.call('HGET', key, 'attempts')
+      if not attempts or string.match(attempts, '^%-?%d%d?%d?%d?%d?%d?%d?%d?%d?$') then
+        redis.call('HINCRBY', key, 'attempts', 1)
+      end
       redis.call('HSET', key, 'status', 'running', 'started_at', now, 'worker_id', worker,
         'lease', lease)
       redis.call('ZADD', P .. ':running', lease, id)
@@ -142,9 +146,16 @@ while claimed < limit do
       table.insert(out, #fields)
       for _, v in ipairs(fields) do table.insert(out, v) end
       claimed = claimed + 1
+    elseif status and not STATUSES[status] then
+      redis.call('HSET', key, 'status', 'pending', 'error', cjson.encode({type =
+        'CorruptTaskError', message = 'corrupt row: task ' .. id ..
+        ': its status is not a task status', traceback = '', timed_out = false}))
+      end_task(id, 'failed', false)
+      after_end(id, 'failed')
     end
   end
 end
+fanout_step(CHUNK)
 return out
 """
 
@@ -237,7 +248,7 @@ for _, id in ipairs(expired) do
   if h[1] == '1' then
     end_task(id, 'cancelled', 'cancelled')
     after_end(id, 'cancelled')
-  elseif tonumber(h[2]) <= tonumber(h[3]) then
+  elseif num(h[2]) <= (tonumber(h[3]) or -1) then
     redis.call('ZREM', P .. ':running', id)
     redis.call('HSET', key, 'status', 'pending', 'worker_id', '', 'lease', '', 'run_at', '')
     set_due(id, now)

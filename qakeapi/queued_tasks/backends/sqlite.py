@@ -24,21 +24,30 @@ import anyio
 from ...exceptions import (
     BackendUnavailable,
     ConfigurationError,
-    CorruptTaskError,
     MissingParentError,
     TaskNotFound,
 )
 from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
 from .base import QueueStorage, RenewResult
-from .sqlite_deps import FanoutResult, add_fanout, check_requeue, fanout_step, revive
+from .rows import read_workers, status_or_failed
+from .sqlite_deps import (
+    CASCADE_JOB,
+    FanoutResult,
+    add_fanout,
+    check_requeue,
+    fanout_step,
+    revive,
+)
 from .sqlite_notify import Notifier
 from .sqlite_schema import (
     COLUMNS,
     INSERT_SQL,
     SCHEMA,
     SCHEMA_VERSION,
-    record_from_row,
+    claimed_records,
+    read_row,
     row_from_record,
+    text_or_escaped,
 )
 
 __all__ = ["SQLiteStorage", "path_from_url"]
@@ -82,6 +91,13 @@ class SQLiteStorage(QueueStorage):
             )
         except sqlite3.OperationalError as exc:
             raise BackendUnavailable(f"SQLite queue {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorname.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+                raise BackendUnavailable(
+                    f"the SQLite queue {self.path} is damaged ({exc}): restore it from a "
+                    f"backup or rescue what is left with `sqlite3 {self.path} .recover`"
+                ) from exc
+            raise
 
     @staticmethod
     @contextlib.contextmanager
@@ -103,6 +119,7 @@ class SQLiteStorage(QueueStorage):
                     f"exist")
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=30.0)
+            conn.text_factory = text_or_escaped
             try:
                 conn.execute("PRAGMA busy_timeout = 30000")
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -156,7 +173,7 @@ class SQLiteStorage(QueueStorage):
                         f"SELECT {COLUMNS} FROM tasks WHERE unique_key = ? AND status IN "
                         f"('pending', 'running')", (record.unique_key,)).fetchone()
                     if row is not None:
-                        out.append(record_from_row(row))
+                        out.append(read_row(row))
                         continue
                 waiting = 0
                 dead: tuple[str, str] | None = None
@@ -189,28 +206,18 @@ class SQLiteStorage(QueueStorage):
 
     def _claim_sync(self, conn: sqlite3.Connection, worker_id: str, limit: int,
                     lease_seconds: float, now: float) -> builtins.list[TaskRecord]:
-        claimed: builtins.list[TaskRecord] = []
         with self._tx(conn):
             rows = conn.execute(
-                f"UPDATE tasks SET status = 'running', attempts = attempts + 1, "
+                f"UPDATE tasks SET status = 'running', attempts = CASE WHEN "
+                f"typeof(attempts) = 'integer' THEN attempts + 1 ELSE attempts END, "
                 f"started_at = ?, worker_id = ?, lease_expires_at = ? WHERE seq IN ("
                 f"SELECT seq FROM tasks WHERE status = 'pending' AND waiting = 0 AND due <= ? "
                 f"ORDER BY priority DESC, due, seq LIMIT ?) RETURNING priority, due, seq, "
                 f"{COLUMNS}",
                 (now, worker_id, now + lease_seconds, now, limit)).fetchall()
-            rows.sort(key=lambda r: (-r[0], r[1], r[2]))
-            for row in rows:
-                try:
-                    claimed.append(record_from_row(row[3:]))
-                except CorruptTaskError as exc:
-                    error = TaskErrorInfo("CorruptTaskError", str(exc))
-                    conn.execute(
-                        "UPDATE tasks SET status = 'failed', finished_at = ?, worker_id = NULL, "
-                        "lease_expires_at = NULL, error = ? WHERE id = ?",
-                        (now, _dumps(error.to_dict()), row[3]))
-                    add_fanout(conn, row[3], TaskStatus.FAILED)
-                    fanout_step(conn, now)
-        return claimed
+            claimed = claimed_records(conn, rows, limit, now, CASCADE_JOB)
+            fanout_step(conn, now)
+            return claimed
 
     async def renew(self, worker_id: str, ids: Collection[str], lease_seconds: float, *,
                     now: float | None = None) -> RenewResult:
@@ -401,7 +408,7 @@ class SQLiteStorage(QueueStorage):
         row = conn.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if row is None:
             raise TaskNotFound(task_id)
-        return record_from_row(row)
+        return read_row(row)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         def get(conn: sqlite3.Connection) -> TaskRecord | None:
@@ -419,7 +426,7 @@ class SQLiteStorage(QueueStorage):
             rows = conn.execute(
                 f"SELECT {COLUMNS} FROM tasks {where} ORDER BY created_at DESC, seq DESC "
                 f"LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
-            return [record_from_row(row) for row in rows]
+            return [read_row(row) for row in rows]
 
         return await self._run(read)
 
@@ -430,10 +437,12 @@ class SQLiteStorage(QueueStorage):
             counts = dict.fromkeys(TaskStatus, 0)
             for status, count in conn.execute(
                     "SELECT status, count(*) FROM tasks GROUP BY status"):
-                counts[TaskStatus(status)] = count
+                counts[status_or_failed(status)] += count
             oldest = conn.execute(
                 "SELECT min(created_at) FROM tasks WHERE status = 'pending' AND waiting = 0 "
                 "AND due <= ?", (now,)).fetchone()[0]
+            if not isinstance(oldest, (int, float)):
+                oldest = None  # only rows whose created_at is not a number
             return QueueStats(counts=counts, oldest_pending_at=oldest)
 
         return await self._run(read)
@@ -475,7 +484,7 @@ class SQLiteStorage(QueueStorage):
 
     async def list_workers(self) -> builtins.list[WorkerInfo]:
         def read(conn: sqlite3.Connection) -> builtins.list[WorkerInfo]:
-            return [WorkerInfo.from_dict(json.loads(info))
-                    for (info,) in conn.execute("SELECT info FROM workers ORDER BY id")]
+            rows = conn.execute("SELECT id, info FROM workers ORDER BY id").fetchall()
+            return read_workers(rows)
 
         return await self._run(read)

@@ -19,7 +19,7 @@ from ...exceptions import MissingParentError
 from ...types import TaskStatus
 from .base import blocked_reasons, cascade_reasons, dead_reason
 
-__all__ = ["FanoutResult", "add_fanout", "check_requeue", "fanout_step", "revive"]
+__all__ = ["CASCADE_JOB", "FanoutResult", "add_fanout", "check_requeue", "fanout_step", "revive"]
 
 RELEASE, CANCEL, REVIVE = "release", "cancel", "revive"
 _IDS = "(SELECT value FROM json_each(?))"
@@ -30,6 +30,13 @@ _REVIVE = (
     "cancel_reason = NULL, cancel_requested = 0, finished_at = NULL, run_at = NULL, due = ?, "
     f"worker_id = NULL, lease_expires_at = NULL, waiting = {_WAITING} WHERE id = ?"
 )
+
+
+CASCADE_JOB = (
+    "INSERT INTO fanout (kind, task_id, reason) SELECT 'cancel', ?1, ?2 WHERE ?3 IS NOT NULL "
+    "AND EXISTS (SELECT 1 FROM deps WHERE parent_id = ?1)"
+)
+"""Run with ``(task id, reason, now)``: note that its descendants are to be cancelled."""
 
 
 @dataclass(slots=True)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from typing import Any
 
 from ...exceptions import CorruptTaskError
-from ...types import TaskErrorInfo, TaskRecord, TaskStatus
+from ...types import TaskRecord
+from .rows import corrupt, corrupt_error_info, decode_record, read_record, safe_text
 
-__all__ = ["COLUMNS", "SCHEMA", "SCHEMA_VERSION", "record_from_row", "row_from_record"]
+__all__ = ["COLUMNS", "SCHEMA", "SCHEMA_VERSION", "claimed_records", "read_row",
+           "record_from_row", "row_from_record", "text_or_escaped"]
+
+logger = logging.getLogger("qakeapi.queue")
 
 SCHEMA_VERSION = 2
 
@@ -99,26 +104,63 @@ INSERT_SQL = (
 )
 
 
+_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
+_JSON_COLUMNS = ("parents", "args", "kwargs", "result", "error", "context", "logs")
+
+
 def record_from_row(row: sqlite3.Row | tuple[Any, ...]) -> TaskRecord:
     """A record from a row selected with COLUMNS; CorruptTaskError if it can't be read."""
-    try:
-        (task_id, name, status, priority, attempts, max_retries, timeout, created_at,
-         started_at, finished_at, run_at, worker_id, lease_expires_at, cancel_reason,
-         cancel_requested, unique_key, parents, args, kwargs, result, error, context,
-         logs) = row
-        return TaskRecord(
-            id=task_id, name=name, status=TaskStatus(status), priority=priority,
-            attempts=attempts, max_retries=max_retries, timeout=timeout,
-            created_at=created_at, started_at=started_at, finished_at=finished_at,
-            run_at=run_at, worker_id=worker_id, lease_expires_at=lease_expires_at,
-            cancel_reason=cancel_reason, cancel_requested=bool(cancel_requested),
-            unique_key=unique_key, parents=tuple(json.loads(parents)),
-            args=json.loads(args), kwargs=json.loads(kwargs),
-            result=None if result is None else json.loads(result),
-            error=None if error is None else TaskErrorInfo.from_dict(json.loads(error)),
-            context=json.loads(context) if context else {},
-            logs=json.loads(logs) if logs else [],
-        )
-    except (ValueError, TypeError) as exc:
-        task = row[0] if row else "?"
-        raise CorruptTaskError(f"task {task} in the SQLite queue is corrupt: {exc}") from exc
+    return decode_record(dict(zip(_NAMES, row, strict=True)), _JSON_COLUMNS)
+
+
+def read_row(row: sqlite3.Row | tuple[Any, ...]) -> TaskRecord:
+    """Like :func:`record_from_row`, but a row that can't be read gives a placeholder."""
+    return read_record(dict(zip(_NAMES, row, strict=True)), _JSON_COLUMNS)
+
+
+def text_or_escaped(data: bytes) -> str:
+    """SQLite text as str; bytes that are not UTF-8 kept as surrogate escapes (then the
+    row reads as corrupt) instead of failing the whole query."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+_UNKNOWN_STATUS = (
+    "SELECT seq, id FROM tasks WHERE status < 'cancelled' OR status > 'succeeded' "
+    "OR (status > 'cancelled' AND status < 'failed') OR (status > 'failed' AND status < 'pending') "
+    "OR (status > 'pending' AND status < 'running') "
+    "OR (status > 'running' AND status < 'succeeded')"
+)
+"""Rows whose status is no task status: one index seek per gap between the five."""
+
+
+def claimed_records(conn: sqlite3.Connection, rows: list[Any], limit: int, now: float,
+                    cascade: str) -> list[TaskRecord]:
+    """The records of the rows a claim took (``priority, due, seq, COLUMNS``), in claim
+    order. A row that can't be read is recorded failed instead, its descendants cancelled
+    with ``cascade``; so is, when the claim took fewer than ``limit``, any row whose status
+    is no task status (it is never due, so no claim would take it)."""
+    if len(rows) < limit:
+        for seq, task_id in conn.execute(_UNKNOWN_STATUS).fetchall():
+            unknown = ValueError("its status is not a task status")
+            _fail(conn, seq, task_id, corrupt(task_id, unknown), now, cascade)
+    readable: list[tuple[tuple[int, float, int], TaskRecord]] = []
+    for row in rows:
+        try:
+            record = record_from_row(row[3:])
+        except CorruptTaskError as exc:
+            _fail(conn, row[2], row[3], exc, now, cascade)
+            continue
+        readable.append(((-record.priority, row[1], row[2]), record))
+    readable.sort(key=lambda item: item[0])
+    return [record for _, record in readable]
+
+
+def _fail(conn: sqlite3.Connection, seq: int, task_id: Any, exc: CorruptTaskError,
+          now: float, cascade: str) -> None:
+    logger.error("%s: recorded failed", exc)
+    conn.execute(
+        "UPDATE tasks SET status = 'failed', finished_at = ?, worker_id = NULL, "
+        "lease_expires_at = NULL, error = ? WHERE seq = ?",
+        (now, _dumps(corrupt_error_info(exc).to_dict()), seq))
+    if isinstance(task_id, str) and safe_text(task_id) == task_id:
+        conn.execute(cascade, (task_id, f"parent {task_id} failed", now))
