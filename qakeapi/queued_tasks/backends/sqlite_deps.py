@@ -73,17 +73,19 @@ def fanout_step(conn: sqlite3.Connection, now: float,
         if job is None:
             return result
         seq, kind, task_id, reason, after = job
+        weight = 2 if kind == REVIVE else 1  # a revive reads and writes more per child
+        asked = max(1, budget // weight)
         ids = [row[0] for row in conn.execute(
             "SELECT child_id FROM deps WHERE parent_id = ? AND child_id > ? "
-            "ORDER BY child_id LIMIT ?", (task_id, after, budget))]
-        budget -= len(ids) + 1
+            "ORDER BY child_id LIMIT ?", (task_id, after, asked))]
+        budget -= len(ids) * weight + 1
         if kind == RELEASE:
             result.released = _release(conn, ids) or result.released
         elif kind == CANCEL:
             _cancel(conn, ids, reason, now)
         else:
             _revive_children(conn, ids, reason, now)
-        if budget >= 0:
+        if len(ids) < asked:
             conn.execute("DELETE FROM fanout WHERE seq = ?", (seq,))
         else:
             conn.execute("UPDATE fanout SET after = ? WHERE seq = ?", (ids[-1], seq))
