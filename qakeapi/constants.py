@@ -99,6 +99,9 @@ MAX_JSON_DEPTH = 200
 values are refused at ``add_task`` and a stored row nested deeper is read as corrupt."""
 CORRUPT_ROW = "corrupt row"
 """How the reason of a task failed because its stored row can't be read begins."""
+FANOUT_CHUNK = 1_000
+"""Children a queue backend releases, cancels or revives per step (one SQLite transaction or
+one Redis script), so a parent with a huge fan-out never holds the backend for long."""
 
 # --- task options: the bounds add_task checks (same for every backend) ----------------
 OPTION_MAX_SECONDS = 10 * 365 * 24 * 3600.0

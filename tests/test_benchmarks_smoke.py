@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
     ("http.py", ["in-process", "uvicorn", "ratio target"]),
     ("sqlite_queue.py", ["drain, 1 worker process", "huey", "idle latency"]),
     ("redis_peers.py", ["qakeapi", "end-to-end", "idle latency"]),
+    ("fanout.py", ["sqlite: cancel parent", "redis: parent succeeds"]),
 ])
 def test_benchmark_quick_run(script: str, expected: list[str]) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"],

@@ -333,7 +333,7 @@ def _change(app_path: str | None, url: str | None, as_json: bool,
 
     try:
         record = _with_storage(app_path, url, run)
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         _echo_json(record.to_public_dict())

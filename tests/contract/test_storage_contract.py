@@ -7,6 +7,7 @@ import os
 import anyio
 import pytest
 
+from qakeapi.constants import FANOUT_CHUNK
 from qakeapi.exceptions import MissingParentError, TaskNotFound
 from qakeapi.queued_tasks.backends import QueueStorage
 from qakeapi.types import TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
@@ -325,3 +326,163 @@ async def test_listen_wakes_on_enqueue_and_cancel(storage: QueueStorage) -> None
                 await changed.wait()
         tg.cancel_scope.cancel()
     assert cancelled == [running.id]
+
+
+async def test_retry_storm_does_not_starve_fresh_work(storage: QueueStorage) -> None:
+    stormers = [rec(max_retries=10_000, created_at=T0) for _ in range(20)]
+    fresh = [rec(created_at=T0 + 0.5) for _ in range(50)]
+    await storage.enqueue(stormers, now=T0)
+    await storage.enqueue(fresh, now=T0 + 0.5)
+    waiting = {r.id for r in fresh}
+    storm_ids = {r.id for r in stormers}
+    retries = 0
+    now = T0 + 1
+    for _ in range(200):
+        if not waiting:
+            break
+        now += 0.001
+        claimed = await storage.claim("w1", 5, 30, now=now)
+        waiting -= {r.id for r in claimed}
+        again = [TaskOutcome(r.id, TaskStatus.PENDING, run_at=now,
+                             error=TaskErrorInfo("Retry", "at once"))
+                 for r in claimed if r.id in storm_ids]
+        retries += len(again)
+        await storage.finish("w1", again, now=now)
+        await storage.finish("w1", [TaskOutcome(r.id, TaskStatus.SUCCEEDED)
+                                    for r in claimed if r.id not in storm_ids], now=now)
+    assert waiting == set()
+    assert retries <= 2 * len(stormers)
+
+
+async def test_requeue_and_reclaim_order_by_new_due_time(storage: QueueStorage) -> None:
+    old = rec(created_at=T0, max_retries=1)
+    await storage.enqueue([old], now=T0)
+    await storage.claim("w1", 1, 10, now=T0)
+    newer = rec(created_at=T0 + 5)
+    await storage.enqueue([newer], now=T0 + 5)
+    assert await storage.reclaim_expired(now=T0 + 20) == [old.id]
+    assert await claim_ids(storage, limit=1, now=T0 + 20) == [newer.id]
+    await storage.finish("w1", [TaskOutcome(newer.id, TaskStatus.FAILED,
+                                            error=TaskErrorInfo("E", "x"))], now=T0 + 21)
+    await storage.requeue(newer.id, now=T0 + 30)
+    assert await claim_ids(storage, limit=1, now=T0 + 40) == [old.id]
+
+
+async def fail(storage: QueueStorage, task_id: str, now: float = T0) -> None:
+    [claimed] = await storage.claim("w1", 1, 30, now=now)
+    assert claimed.id == task_id
+    await storage.finish("w1", [TaskOutcome(task_id, TaskStatus.FAILED,
+                                            error=TaskErrorInfo("E", "x"))], now=now)
+
+
+async def succeed_next(storage: QueueStorage, now: float = T0) -> str:
+    [claimed] = await storage.claim("w1", 1, 30, now=now)
+    await storage.finish("w1", [TaskOutcome(claimed.id, TaskStatus.SUCCEEDED)], now=now)
+    return claimed.id
+
+
+async def status_of(storage: QueueStorage, task_id: str) -> tuple[TaskStatus, str | None]:
+    record = await storage.get(task_id)
+    assert record is not None
+    return record.status, record.cancel_reason
+
+
+async def test_requeue_child_of_failed_parent_is_refused(storage: QueueStorage) -> None:
+    parent = rec()
+    child = rec(parents=(parent.id,))
+    await storage.enqueue([parent, child], now=T0)
+    await fail(storage, parent.id)
+    with pytest.raises(ValueError, match=f"parent {parent.id} is failed; retry the parent"):
+        await storage.requeue(child.id, now=T0)
+    assert await status_of(storage, child.id) == (
+        TaskStatus.CANCELLED, f"parent {parent.id} failed")
+
+
+async def test_requeue_parent_revives_descendants_cancelled_because_of_it(
+        storage: QueueStorage) -> None:
+    root, other = rec(), rec()
+    child = rec(parents=(root.id,))
+    grandchild = rec(parents=(child.id,))
+    both = rec(parents=(root.id, other.id))
+    user_cancelled = rec(parents=(root.id,))
+    await storage.enqueue([root, other, child, grandchild, both, user_cancelled], now=T0)
+    await storage.cancel(user_cancelled.id, "not needed", now=T0)
+    await fail(storage, root.id)
+    await fail(storage, other.id)
+    assert await status_of(storage, grandchild.id) == (
+        TaskStatus.CANCELLED, f"parent {root.id} failed")
+
+    again = await storage.requeue(root.id, now=T0 + 1)
+    assert again.status is TaskStatus.PENDING
+    for task_id in (child.id, grandchild.id):
+        assert await status_of(storage, task_id) == (TaskStatus.PENDING, None)
+    assert await status_of(storage, user_cancelled.id) == (TaskStatus.CANCELLED, "not needed")
+    assert await status_of(storage, both.id) == (
+        TaskStatus.CANCELLED, f"parent {other.id} failed")
+    assert [await succeed_next(storage, T0 + 2) for _ in range(3)] == [
+        root.id, child.id, grandchild.id]
+    assert await claim_ids(storage, now=T0 + 2) == []
+
+    await storage.requeue(other.id, now=T0 + 3)
+    assert await status_of(storage, both.id) == (TaskStatus.PENDING, None)
+    assert [await succeed_next(storage, T0 + 4) for _ in range(2)] == [other.id, both.id]
+
+
+async def test_requeue_after_cancelled_parent_revives_children(storage: QueueStorage) -> None:
+    parent = rec()
+    children = [rec(parents=(parent.id,)) for _ in range(3)]
+    await storage.enqueue([parent, *children], now=T0)
+    await storage.cancel(parent.id, "stop", now=T0)
+    late = rec(parents=(parent.id,))
+    [stored] = await storage.enqueue([late], now=T0)
+    assert stored.status is TaskStatus.CANCELLED
+    await storage.requeue(parent.id, now=T0 + 1)
+    assert await claim_ids(storage, now=T0 + 1) == [parent.id]
+    await storage.finish("w1", [TaskOutcome(parent.id, TaskStatus.SUCCEEDED)], now=T0 + 1)
+    assert sorted(await claim_ids(storage, now=T0 + 1)) == sorted(
+        r.id for r in [*children, late])
+
+
+async def test_requeue_refuses_a_purged_parent(storage: QueueStorage) -> None:
+    parent = rec()
+    child = rec(parents=(parent.id,))
+    await storage.enqueue([parent, child], now=T0)
+    assert await succeed_next(storage) == parent.id
+    await fail(storage, child.id)
+    assert await storage.purge([TaskStatus.SUCCEEDED]) == 1
+    with pytest.raises(MissingParentError, match=parent.id):
+        await storage.requeue(child.id, now=T0)
+    assert (await status_of(storage, child.id))[0] is TaskStatus.FAILED
+
+
+async def test_requeue_refuses_a_taken_unique_key(storage: QueueStorage) -> None:
+    first = rec(unique_key="k")
+    await storage.enqueue([first], now=T0)
+    await fail(storage, first.id)
+    second = rec(unique_key="k")
+    await storage.enqueue([second], now=T0)
+    with pytest.raises(ValueError, match=f"unique key 'k' is taken by task {second.id}"):
+        await storage.requeue(first.id, now=T0)
+    await storage.cancel(second.id, "make room", now=T0)
+    await storage.requeue(first.id, now=T0)
+    [dup] = await storage.enqueue([rec(unique_key="k")], now=T0)
+    assert dup.id == first.id
+
+
+async def test_fanout_larger_than_a_chunk(storage: QueueStorage) -> None:
+    parent = rec()
+    children = [rec(parents=(parent.id,)) for _ in range(FANOUT_CHUNK * 2 + 7)]
+    chain = [rec(parents=(children[0].id,))]
+    for _ in range(5):
+        chain.append(rec(parents=(chain[-1].id,)))
+    await storage.enqueue([parent, *children, *chain], now=T0)
+    await storage.cancel(parent.id, "stop", now=T0)
+    stats = await storage.stats(now=T0)
+    assert stats.counts[TaskStatus.CANCELLED] == 1 + len(children) + len(chain)
+    assert stats.counts[TaskStatus.PENDING] == 0
+    await storage.requeue(parent.id, now=T0)
+    assert (await storage.stats(now=T0)).counts[TaskStatus.PENDING] == 1 + len(children) + len(
+        chain)
+    assert await succeed_next(storage) == parent.id
+    assert len(await claim_ids(storage, limit=10_000)) == len(children)
+    assert await claim_ids(storage) == []

@@ -10,13 +10,32 @@ that triggers them:
 
 * a pending task with parents is *due* only once every parent has ``succeeded``;
 * when a task ends ``failed`` or ``cancelled`` (for good: not a retry), every pending or
-  running descendant becomes ``cancelled`` at once with
-  ``cancel_reason = "parent <id> failed"`` (or ``"... cancelled"``), transitively;
+  running descendant becomes ``cancelled`` with ``cancel_reason = "parent <id> failed"``
+  (or ``"... was cancelled"``, ``<id>`` the task that ended), transitively;
 * a task enqueued with a parent that already failed or was cancelled is stored
-  ``cancelled`` with that reason.
+  ``cancelled`` with that reason;
+* ``requeue`` re-evaluates the parents: it refuses a task whose parent failed or was
+  cancelled (retry the parent first) or no longer exists, and a requeued task brings back
+  the descendants cancelled *because of it* (their reason names it), transitively, pending
+  on it again. A descendant that still has another failed or cancelled parent stays
+  cancelled, its reason now naming that parent. So no path leaves a task pending with
+  nothing that can ever release it.
 
-Times are UNIX timestamps from ``time.time()``; ``now`` parameters exist so the contract
-suite can move the clock.
+Fan-outs (releasing, cancelling or reviving the children of one task) run in steps of at
+most :data:`~qakeapi.constants.FANOUT_CHUNK` children; the triggering state change and a
+durable note of the work left are one atomic step, so a child of a cancelled parent is
+never claimed meanwhile (it still waits on that parent), and the work left is finished by
+the call that started it or, if that process dies, by the next ``reclaim_expired``.
+
+Order on claim: higher ``priority`` first, then earlier *due time*: ``run_at`` when set,
+else the time the task (last) became pending — ``created_at`` when enqueued, the retry
+time after a retry, the moment of a requeue or a reclaim. A task that keeps asking to be
+retried at once therefore queues behind work that was due before it.
+
+Times are UNIX timestamps. ``now`` parameters exist so the contract suite can move the
+clock; the queue and the worker never pass them. Without ``now`` a backend reads the
+clock that decides leases and due times: ``clock()`` on memory and SQLite (one machine),
+the Redis server's ``TIME`` on Redis, so clients with skewed clocks agree.
 """
 
 from __future__ import annotations
@@ -28,7 +47,7 @@ from dataclasses import dataclass, field
 
 from ...types import QueueStats, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
 
-__all__ = ["QueueStorage", "RenewResult"]
+__all__ = ["QueueStorage", "RenewResult", "blocked_reasons", "cascade_reasons", "dead_reason"]
 
 
 @dataclass(slots=True)
@@ -41,10 +60,28 @@ class RenewResult:
     """Ids someone asked to cancel while they run: the worker must stop them."""
 
 
+def dead_reason(task_id: str, status: TaskStatus | str) -> str:
+    """The ``cancel_reason`` of a descendant of ``task_id``, which ended ``status``."""
+    verb = "failed" if TaskStatus(status) is TaskStatus.FAILED else "was cancelled"
+    return f"parent {task_id} {verb}"
+
+
+def cascade_reasons(task_id: str) -> tuple[str, str]:
+    """The reasons of descendants cancelled because ``task_id`` failed or was cancelled."""
+    return dead_reason(task_id, TaskStatus.FAILED), dead_reason(task_id, TaskStatus.CANCELLED)
+
+
+def blocked_reasons(task_id: str, why: str) -> tuple[str, str]:
+    """A descendant that a requeue can't bring back: its own reason, its descendants'."""
+    return why, dead_reason(task_id, TaskStatus.CANCELLED)
+
+
 class QueueStorage(abc.ABC):
     """Persistence for queued tasks. One instance per process; safe for concurrent use."""
 
     url: str
+    clock: Callable[[], float]
+    """This process's clock (``time.time``); tests replace it to skew one client."""
 
     # -- lifecycle ------------------------------------------------------------------
     @abc.abstractmethod
@@ -83,7 +120,7 @@ class QueueStorage(abc.ABC):
         """Atomically take up to ``limit`` due tasks for ``worker_id``.
 
         Due: ``pending``, ``run_at`` is None or <= now, every parent ``succeeded``.
-        Order: higher ``priority`` first, then earlier ``run_at or created_at``, then
+        Order: higher ``priority`` first, then earlier due time (module docstring), then
         enqueue order. Each claimed task becomes ``running`` with ``attempts += 1``,
         ``started_at = now``, ``worker_id``, ``lease_expires_at = now + lease_seconds``.
         Two workers never claim the same task while its lease is valid.
@@ -153,8 +190,12 @@ class QueueStorage(abc.ABC):
     @abc.abstractmethod
     async def requeue(self, task_id: str, *, now: float | None = None) -> TaskRecord:
         """Run a ``failed`` or ``cancelled`` task again: ``pending``, due now, attempts 0,
-        error/result/cancel_reason cleared, context and logs kept. ``TaskNotFound`` if no
-        such id; ``ValueError`` if it is not failed/cancelled."""
+        error/result/cancel_reason cleared, context and logs kept, waiting on its parents
+        that have not succeeded; the descendants cancelled because of it come back too
+        (module docstring). ``TaskNotFound`` if no such id; ``MissingParentError`` if a
+        parent no longer exists; ``ValueError`` naming the reason if it is not
+        failed/cancelled, a parent failed or was cancelled, or another active task holds
+        its ``unique_key``."""
 
     @abc.abstractmethod
     async def get(self, task_id: str) -> TaskRecord | None:

@@ -25,7 +25,13 @@ from ...types import (
     TaskStatus,
     WorkerInfo,
 )
-from .base import QueueStorage, RenewResult
+from .base import (
+    QueueStorage,
+    RenewResult,
+    blocked_reasons,
+    cascade_reasons,
+    dead_reason,
+)
 from .rows import corrupt, decode_record, placeholder
 
 __all__ = ["MemoryStorage"]
@@ -59,8 +65,10 @@ def _copy(record: TaskRecord) -> TaskRecord:
 class MemoryStorage(QueueStorage):
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
+        self.clock: Callable[[], float] = time.time
         self._tasks: dict[str, TaskRecord] = {}
         self._seq: dict[str, int] = {}
+        self._due: dict[str, float] = {}
         self._counter = itertools.count()
         self._children: dict[str, set[str]] = {}
         self._waiting_on: dict[str, int] = {}
@@ -87,8 +95,17 @@ class MemoryStorage(QueueStorage):
         if record.run_at is not None and record.run_at > now:
             heapq.heappush(self._scheduled, (record.run_at, seq, record.id))
         else:
-            due = record.run_at or record.created_at
-            heapq.heappush(self._ready, (-record.priority, due, seq, record.id))
+            heapq.heappush(self._ready, (-record.priority, self._due[record.id], seq, record.id))
+
+    def _pending_again(self, record: TaskRecord, run_at: float | None, now: float) -> None:
+        """Back to ``pending``, ordered by when it is due again (not by when it was made)."""
+        record.status = PENDING
+        record.worker_id = None
+        record.lease_expires_at = None
+        record.run_at = run_at
+        self._due[record.id] = now if run_at is None else run_at
+        if self._waiting_on.get(record.id, 0) <= 0:
+            self._schedule(record, now)
 
     def _end(self, record: TaskRecord, status: TaskStatus, now: float,
              cascade_reason: str | None = None) -> None:
@@ -107,19 +124,21 @@ class MemoryStorage(QueueStorage):
                     self._schedule(child, now)
             return
         if cascade_reason is None:
-            verb = "failed" if status is TaskStatus.FAILED else "was cancelled"
-            cascade_reason = f"parent {record.id} {verb}"
-        for child_id in self._children.get(record.id, ()):
+            cascade_reason = dead_reason(record.id, status)
+        self._cascade(record.id, cascade_reason, now)
+
+    def _cascade(self, task_id: str, reason: str, now: float) -> None:
+        for child_id in self._children.get(task_id, ()):
             child = self._tasks[child_id]
             if child.status not in TERMINAL_STATUSES:
-                child.cancel_reason = cascade_reason
-                self._end(child, TaskStatus.CANCELLED, now, cascade_reason)
+                child.cancel_reason = reason
+                self._end(child, TaskStatus.CANCELLED, now, reason)
 
     # -- producing ------------------------------------------------------------------
     async def enqueue(self, records: Sequence[TaskRecord], *, now: float | None = None) -> (
         builtins.list[TaskRecord]
     ):
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         checked = [_checked(record) for record in records]
         earlier: set[str] = set()
         for record, _ in checked:
@@ -141,6 +160,8 @@ class MemoryStorage(QueueStorage):
             record = _copy(record)
             self._tasks[record.id] = record
             self._seq[record.id] = next(self._counter)
+            self._due[record.id] = record.run_at if record.run_at is not None else (
+                record.created_at)
             if record.unique_key is not None:
                 self._unique[record.unique_key] = record.id
             unfinished = 0
@@ -154,8 +175,7 @@ class MemoryStorage(QueueStorage):
                     unfinished += 1
             self._waiting_on[record.id] = unfinished
             if dead_parent is not None:
-                verb = "failed" if dead_parent.status is TaskStatus.FAILED else "was cancelled"
-                record.cancel_reason = f"parent {dead_parent.id} {verb}"
+                record.cancel_reason = dead_reason(dead_parent.id, dead_parent.status)
                 self._end(record, TaskStatus.CANCELLED, now)
             elif unfinished == 0:
                 self._schedule(record, now)
@@ -176,13 +196,13 @@ class MemoryStorage(QueueStorage):
             _, _, task_id = heapq.heappop(self._scheduled)
             record = self._tasks.get(task_id)
             if record is not None and record.status is PENDING:
-                due = record.run_at or record.created_at
-                heapq.heappush(self._ready, (-record.priority, due, self._seq[task_id], task_id))
+                heapq.heappush(self._ready, (-record.priority, self._due[task_id],
+                                             self._seq[task_id], task_id))
 
     async def claim(
         self, worker_id: str, limit: int, lease_seconds: float, *, now: float | None = None
     ) -> builtins.list[TaskRecord]:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         self._move_due(now)
         claimed: builtins.list[TaskRecord] = []
         while self._ready and len(claimed) < limit:
@@ -209,7 +229,7 @@ class MemoryStorage(QueueStorage):
 
     async def renew(self, worker_id: str, ids: Collection[str], lease_seconds: float, *,
                     now: float | None = None) -> RenewResult:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         result = RenewResult()
         for task_id in ids:
             record = self._held(worker_id, task_id)
@@ -230,7 +250,7 @@ class MemoryStorage(QueueStorage):
 
     async def finish(self, worker_id: str, outcomes: Sequence[TaskOutcome], *,
                      now: float | None = None) -> builtins.list[str]:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         accepted: builtins.list[str] = []
         wake = False
         for outcome in outcomes:
@@ -244,11 +264,7 @@ class MemoryStorage(QueueStorage):
                 record.logs = list(outcome.logs)
             record.error = outcome.error
             if outcome.status is PENDING:
-                record.status = PENDING
-                record.worker_id = None
-                record.lease_expires_at = None
-                record.run_at = outcome.run_at
-                self._schedule(record, now)
+                self._pending_again(record, outcome.run_at, now)
                 wake = True
                 continue
             record.result = outcome.result
@@ -261,7 +277,7 @@ class MemoryStorage(QueueStorage):
         return accepted
 
     async def reclaim_expired(self, *, now: float | None = None) -> builtins.list[str]:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         reclaimed: builtins.list[str] = []
         for record in builtins.list(self._tasks.values()):
             if record.status is not RUNNING or record.lease_expires_at is None:
@@ -274,11 +290,7 @@ class MemoryStorage(QueueStorage):
                 record.cancel_reason = record.cancel_reason or "cancelled"
                 self._end(record, TaskStatus.CANCELLED, now)
             elif record.attempts <= record.max_retries:
-                record.status = PENDING
-                record.worker_id = None
-                record.lease_expires_at = None
-                record.run_at = None
-                self._schedule(record, now)
+                self._pending_again(record, None, now)
             else:
                 self._end(record, TaskStatus.FAILED, now)
         if reclaimed:
@@ -286,7 +298,7 @@ class MemoryStorage(QueueStorage):
         return reclaimed
 
     async def next_due_at(self, *, now: float | None = None) -> float | None:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         self._move_due(now)
         for _, _, _, task_id in self._ready:
             record = self._tasks.get(task_id)
@@ -313,7 +325,7 @@ class MemoryStorage(QueueStorage):
 
     # -- operating ------------------------------------------------------------------
     async def cancel(self, task_id: str, reason: str, *, now: float | None = None) -> TaskRecord:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         record = self._tasks.get(task_id)
         if record is None:
             raise TaskNotFound(task_id)
@@ -328,29 +340,83 @@ class MemoryStorage(QueueStorage):
         return _copy(record)
 
     async def requeue(self, task_id: str, *, now: float | None = None) -> TaskRecord:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         record = self._tasks.get(task_id)
         if record is None:
             raise TaskNotFound(task_id)
         if record.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
             raise ValueError(f"task {task_id} is {record.status.value}; only failed or "
                              f"cancelled tasks can be retried")
-        record.status = PENDING
+        for parent_id in record.parents:
+            parent = self._tasks.get(parent_id)
+            if parent is None:
+                raise MissingParentError(f"task {task_id} can't be retried: its parent "
+                                         f"{parent_id} no longer exists")
+            if parent.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+                raise ValueError(f"task {task_id} can't be retried: its parent {parent_id} "
+                                 f"is {parent.status.value}; retry the parent first")
+        holder = self._unique_holder(record)
+        if holder is not None:
+            raise ValueError(f"task {task_id} can't be retried: its unique key "
+                             f"{record.unique_key!r} is taken by task {holder}")
+        self._revive(record, now)
+        self._revive_descendants(task_id, now)
+        self._wake()
+        return _copy(record)
+
+    def _unique_holder(self, record: TaskRecord) -> str | None:
+        holder = self._unique.get(record.unique_key) if record.unique_key else None
+        return holder if holder is not None and holder != record.id else None
+
+    def _revive(self, record: TaskRecord, now: float) -> None:
         record.attempts = 0
         record.error = None
         record.result = None
         record.cancel_reason = None
         record.cancel_requested = False
         record.finished_at = None
-        record.run_at = None
-        unfinished = sum(
-            1 for p in record.parents if self._tasks[p].status is not TaskStatus.SUCCEEDED
-        )
-        self._waiting_on[task_id] = unfinished
-        if unfinished == 0:
-            self._schedule(record, now)
-        self._wake()
-        return _copy(record)
+        if record.unique_key:
+            self._unique[record.unique_key] = record.id
+        parents = [self._tasks.get(p) for p in record.parents]
+        self._waiting_on[record.id] = sum(
+            1 for p in parents if p is not None and p.status is not TaskStatus.SUCCEEDED)
+        self._pending_again(record, None, now)
+
+    def _revive_descendants(self, root_id: str, now: float) -> None:
+        """Bring back the descendants cancelled because ``root_id`` ended (see base)."""
+        reasons = cascade_reasons(root_id)
+        stack = [root_id]
+        while stack:
+            for child_id in sorted(self._children.get(stack.pop(), ())):
+                child = self._tasks.get(child_id)
+                if (child is None or child.status is not TaskStatus.CANCELLED
+                        or child.cancel_reason not in reasons):
+                    continue
+                blocked = self._revive_blocked(child, reasons)
+                if blocked is not None:
+                    child.cancel_reason, cascade = blocked
+                    self._cascade(child_id, cascade, now)
+                    continue
+                self._revive(child, now)
+                stack.append(child_id)
+
+    def _revive_blocked(self, record: TaskRecord, reasons: tuple[str, str]
+                        ) -> tuple[str, str] | None:
+        """Why ``record`` stays cancelled while its ancestor is retried (its own reason, and
+        the reason for its descendants), or None."""
+        for parent_id in record.parents:
+            parent = self._tasks.get(parent_id)
+            if parent is None:
+                return blocked_reasons(record.id, f"parent {parent_id} no longer exists")
+            if parent.status is TaskStatus.FAILED or (
+                    parent.status is TaskStatus.CANCELLED and parent.cancel_reason not in reasons):
+                reason = dead_reason(parent_id, parent.status)
+                return reason, reason
+        holder = self._unique_holder(record)
+        if holder is not None:
+            return blocked_reasons(
+                record.id, f"unique key {record.unique_key!r} is taken by task {holder}")
+        return None
 
     async def get(self, task_id: str) -> TaskRecord | None:
         record = self._tasks.get(task_id)
@@ -363,7 +429,7 @@ class MemoryStorage(QueueStorage):
         return [_copy(r) for r in records[offset: offset + limit]]
 
     async def stats(self, *, now: float | None = None) -> QueueStats:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         counts = dict.fromkeys(TaskStatus, 0)
         oldest: float | None = None
         for record in self._tasks.values():
@@ -387,6 +453,7 @@ class MemoryStorage(QueueStorage):
         for task_id in doomed:
             del self._tasks[task_id]
             self._seq.pop(task_id, None)
+            self._due.pop(task_id, None)
             self._waiting_on.pop(task_id, None)
             self._children.pop(task_id, None)
         return len(doomed)

@@ -8,6 +8,7 @@ driver with ``pip install "qakeapi[redis]"``.
 from __future__ import annotations
 
 import builtins
+import copy
 import json
 import logging
 import time
@@ -52,8 +53,9 @@ def parse_redis_url(url: str) -> tuple[str, str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix, where
 
 
-def _num(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
+def _offset(value: float | None, base: float) -> str:
+    """A client time as an offset from the client's clock reading ``base`` ('' = none)."""
+    return "" if value is None else repr(float(value) - base)
 
 
 _JSON_FIELDS = ("result", "error", "context", "logs")
@@ -101,6 +103,7 @@ class RedisStorage(QueueStorage):
     def __init__(self, url: str) -> None:
         self.url = url
         self._redis_url, self.prefix, self._where = parse_redis_url(url)
+        self.clock: Callable[[], float] = time.time
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
 
@@ -128,11 +131,26 @@ class RedisStorage(QueueStorage):
                                          f"{exc}") from exc
             raise
 
-    async def _run(self, script: str, *args: Any) -> Any:
+    async def _run(self, script: str, now: float | None, *args: Any) -> Any:
+        """Run a script; without ``now`` it reads the server's clock (module docstring)."""
         runner = self._scripts.get(script)
         if runner is None:
             runner = self._scripts[script] = self.client.register_script(script)
-        return await self._call(lambda: runner(args=[self.prefix, *args]))
+        now_arg = "" if now is None else repr(now)
+        return await self._call(lambda: runner(args=[self.prefix, now_arg, *args]))
+
+    def _base(self, now: float | None) -> float:
+        """The client's clock reading that client times are made relative to."""
+        return self.clock() if now is None else now
+
+    async def _fanned(self, answer: builtins.list[Any], now: float | None
+                      ) -> builtins.list[Any]:
+        """Finish the fan-out a script started (its first answer says if any is left), one
+        script per chunk; returns the rest of the answer."""
+        more = int(answer[0])
+        while more:
+            more = int(await self._run(lua.FANOUT, now))
+        return answer[1:]
 
     async def connect(self) -> None:
         try:
@@ -159,7 +177,7 @@ class RedisStorage(QueueStorage):
     async def enqueue(self, records: Sequence[TaskRecord], *, now: float | None = None) -> (
         builtins.list[TaskRecord]
     ):
-        now = time.time() if now is None else now
+        base = self._base(now)
         payload = []
         for r in records:
             fixed = {"name": r.name, "args": list(r.args), "kwargs": r.kwargs,
@@ -169,18 +187,24 @@ class RedisStorage(QueueStorage):
             due = r.run_at if r.run_at is not None else r.created_at
             payload.append({
                 "id": r.id, "s": json.dumps(fixed, separators=(",", ":")),
-                "score": repr(-r.priority * 1e10 + due), "due": repr(due),
-                "run_at": _num(r.run_at), "uk": r.unique_key or "", "mr": str(r.max_retries),
-                "parents": list(r.parents), "created": repr(r.created_at),
+                "priority": r.priority, "due": _offset(due, base),
+                "run": _offset(r.run_at, base), "uk": r.unique_key or "",
+                "mr": str(r.max_retries), "parents": list(r.parents),
+                "created": repr(r.created_at),
             })
-        result = await self._run(lua.ENQUEUE, repr(now), json.dumps(payload))
+        result = await self._run(lua.ENQUEUE, now, json.dumps(payload))
         if result and result[0] == "missing":
             raise MissingParentError(f"parent task {result[1]!r} of task {result[2]} does not "
                                      f"exist")
+        server_now = float(result[0])
         stored: builtins.list[TaskRecord] = []
-        for record, answer in zip(records, result, strict=True):
-            if answer == "ok":
-                stored.append(record)  # stored exactly as given: no round trip to read it
+        for record, answer in zip(records, result[1:], strict=True):
+            if answer == "ok":  # stored as given, but with the server's run_at: no round trip
+                run_at = record.run_at
+                if run_at is not None:
+                    record = copy.copy(record)
+                    record.run_at = server_now + (run_at - base)
+                stored.append(record)
                 continue
             task_id = answer[4:] if answer.startswith("dup:") else record.id
             found = await self.get(task_id)
@@ -192,9 +216,7 @@ class RedisStorage(QueueStorage):
     # -- consuming ------------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float, *,
                     now: float | None = None) -> builtins.list[TaskRecord]:
-        now = time.time() if now is None else now
-        flat = await self._run(lua.CLAIM, worker_id, str(limit), repr(now),
-                               repr(now + lease_seconds))
+        flat = await self._run(lua.CLAIM, now, worker_id, str(limit), repr(lease_seconds))
         claimed: builtins.list[TaskRecord] = []
         unreadable: builtins.list[TaskOutcome] = []
         i = 0
@@ -215,46 +237,49 @@ class RedisStorage(QueueStorage):
 
     async def renew(self, worker_id: str, ids: Collection[str], lease_seconds: float, *,
                     now: float | None = None) -> RenewResult:
-        now = time.time() if now is None else now
         if not ids:
             return RenewResult()
-        answer = await self._run(lua.RENEW, worker_id, repr(now + lease_seconds), *ids)
+        answer = await self._run(lua.RENEW, now, worker_id, repr(lease_seconds), *ids)
         split = answer.index("|")
         return RenewResult(lost=set(answer[:split]), cancel_requested=set(answer[split + 1:]))
 
     async def save_progress(self, worker_id: str, task_id: str, context: dict[str, object],
                             logs: builtins.list[str]) -> None:
-        await self._run(lua.SAVE_PROGRESS, worker_id, task_id, json.dumps(context),
+        await self._run(lua.SAVE_PROGRESS, None, worker_id, task_id, json.dumps(context),
                         json.dumps(list(logs)))
 
     async def finish(self, worker_id: str, outcomes: Sequence[TaskOutcome], *,
                      now: float | None = None) -> builtins.list[str]:
-        now = time.time() if now is None else now
+        base = self._base(now)
         payload = [{
             "id": o.id, "status": o.status.value,
             "result": "" if o.result is None else json.dumps(o.result),
             "error": "" if o.error is None else json.dumps(o.error.to_dict()),
-            "run_at": _num(o.run_at), "reason": o.cancel_reason or "",
+            "run": _offset(o.run_at, base), "reason": o.cancel_reason or "",
             "context": "" if o.context is None else json.dumps(o.context),
             "logs": "" if o.logs is None else json.dumps(list(o.logs)),
         } for o in outcomes]
         if not payload:
             return []
-        return list(await self._run(lua.FINISH, worker_id, repr(now), json.dumps(payload)))
+        answer = await self._run(lua.FINISH, now, worker_id, json.dumps(payload))
+        return list(await self._fanned(answer, now))
 
     async def reclaim_expired(self, *, now: float | None = None) -> builtins.list[str]:
-        now = time.time() if now is None else now
         error = json.dumps(TaskErrorInfo("LeaseExpired", LOST_WORKER).to_dict())
-        return list(await self._run(lua.RECLAIM, repr(now), error))
+        return list(await self._fanned(await self._run(lua.RECLAIM, now, error), now))
+
+    async def _peek(self, now: float | None) -> tuple[float, int, float | None, float | None]:
+        """``(client now, ready count, next run_at, oldest due)``, times on the client's
+        clock (so a worker with a skewed clock still sleeps the right time)."""
+        base = self._base(now)
+        server_now, ready, first, oldest = await self._run(lua.PEEK, now)
+        shift = base - float(server_now)
+        return (base, int(ready), float(first) + shift if first else None,
+                float(oldest) + shift if oldest else None)
 
     async def next_due_at(self, *, now: float | None = None) -> float | None:
-        now = time.time() if now is None else now
-        client = self.client
-        if await self._call(lambda: client.zcard(self.key("ready"))):
-            return now
-        first = await self._call(
-            lambda: client.zrange(self.key("scheduled"), 0, 0, withscores=True))
-        return float(first[0][1]) if first else None
+        base, ready, first, _ = await self._peek(now)
+        return base if ready else first
 
     async def listen(self, on_work: Callable[[], None], on_cancel: Callable[[str], None]) -> None:
         channel = self.key("events")
@@ -285,8 +310,7 @@ class RedisStorage(QueueStorage):
 
     # -- operating ------------------------------------------------------------------------
     async def cancel(self, task_id: str, reason: str, *, now: float | None = None) -> TaskRecord:
-        now = time.time() if now is None else now
-        status = await self._run(lua.CANCEL, task_id, reason, repr(now))
+        [status] = await self._fanned(await self._run(lua.CANCEL, now, task_id, reason), now)
         if not status:
             raise TaskNotFound(task_id)
         record = await self.get(task_id)
@@ -295,13 +319,24 @@ class RedisStorage(QueueStorage):
         return record
 
     async def requeue(self, task_id: str, *, now: float | None = None) -> TaskRecord:
-        now = time.time() if now is None else now
-        answer = await self._run(lua.REQUEUE, task_id, repr(now))
+        [answer] = await self._fanned(await self._run(lua.REQUEUE, now, task_id), now)
         if not answer:
             raise TaskNotFound(task_id)
-        if answer.startswith("bad:"):
-            raise ValueError(f"task {task_id} is {answer[4:]}; only failed or cancelled tasks "
+        kind, _, detail = answer.partition(":")
+        if kind == "bad":
+            raise ValueError(f"task {task_id} is {detail}; only failed or cancelled tasks "
                              f"can be retried")
+        if kind == "missing":
+            raise MissingParentError(f"task {task_id} can't be retried: its parent {detail} "
+                                     f"no longer exists")
+        if kind == "dead":
+            status, _, parent = detail.partition(":")
+            raise ValueError(f"task {task_id} can't be retried: its parent {parent} is "
+                             f"{status}; retry the parent first")
+        if kind == "unique":
+            holder, _, key = detail.partition(":")
+            raise ValueError(f"task {task_id} can't be retried: its unique key {key!r} is "
+                             f"taken by task {holder}")
         record = await self.get(task_id)
         if record is None:
             raise TaskNotFound(task_id)
@@ -356,9 +391,7 @@ class RedisStorage(QueueStorage):
         client = self.client
         raw = await self._call(lambda: client.hgetall(self.key("counts")))
         counts = {s: max(0, int(raw.get(s.value, 0))) for s in TaskStatus}
-        first = await self._call(
-            lambda: client.zrange(self.key("readytime"), 0, 0, withscores=True))
-        oldest = float(first[0][1]) if first else None
+        *_, oldest = await self._peek(now)
         return QueueStats(counts=counts, oldest_pending_at=oldest)
 
     async def purge(self, statuses: Collection[TaskStatus], *,
@@ -366,8 +399,8 @@ class RedisStorage(QueueStorage):
         chosen = [s.value for s in statuses if s.is_terminal]
         if not chosen:
             return 0
-        upper = "+inf" if finished_before is None else f"({finished_before!r}"
-        return int(await self._run(lua.PURGE, upper, *chosen))
+        return int(await self._run(lua.PURGE, None, _offset(finished_before, self.clock()),
+                                   *chosen))
 
     # -- workers --------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:

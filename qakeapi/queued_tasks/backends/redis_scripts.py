@@ -11,21 +11,37 @@ Key layout (``P`` is the prefix, ``qakeapi`` by default):
 * ``P:ready`` (zset, score = -priority * 1e10 + due; member ``<15-digit enqueue seq>|<id>``
   so equal scores keep enqueue order) and ``P:readytime`` (due, member id) — claimable;
   ``P:scheduled`` (zset, run_at) — delayed or retrying; ``P:running`` (zset, lease expiry);
-  ``P:done`` (zset, finished_at); ``P:all`` (zset, created_at) — for listing.
+  ``P:done`` (zset, finished_at); ``P:all`` (zset, created_at) — for listing. ``due`` is
+  when the task last became pending (enqueued, retried, reclaimed, requeued) or its
+  ``run_at``: a retried task queues behind work that was due before it.
 * ``P:children:<id>`` (set) — dependants; ``P:unique`` (hash key -> id); ``P:counts``
   (hash status -> count, kept by every script so ``stats`` reads one key);
   ``P:workers`` (hash id -> JSON). Wake-ups: pub/sub channel ``P:events``.
+* ``P:fanout`` (list of JSON jobs ``{k: release|cancel|revive, t: task id, a: reason or
+  root id, c: SSCAN cursor}``) — children still to release, cancel or revive. Every
+  script that ends or requeues a task pushes its job and works through at most
+  ``FANOUT_CHUNK`` children; ``FANOUT`` continues. Each step is idempotent per child.
 
-All numbers cross into Lua as strings, so no timestamp loses precision.
+Clock: ``ARGV[2]`` is ``''`` and the scripts read the server's ``TIME``, so leases, due
+times and reclaims never depend on a client's clock. Times a client computed (a task's
+``created_at``/``run_at``, a retry time, a purge limit) arrive as offsets from that
+client's clock at the call and are re-based on the server's. The contract tests pass an
+explicit ``now`` in ``ARGV[2]`` instead. Numbers go into Redis as Lua numbers (written
+with 17 significant digits) and come back to Python as strings, so no timestamp loses
+precision.
 """
 
 from __future__ import annotations
+
+from .redis_prelude import PRELUDE
 
 __all__ = [
     "CANCEL",
     "CLAIM",
     "ENQUEUE",
+    "FANOUT",
     "FINISH",
+    "PEEK",
     "PURGE",
     "RECLAIM",
     "RENEW",
@@ -33,96 +49,11 @@ __all__ = [
     "SAVE_PROGRESS",
 ]
 
-PRELUDE = """
-local P = ARGV[1]
-local function tkey(id) return P .. ':t:' .. id end
-local STATUSES = {pending = true, running = true, succeeded = true, failed = true,
-  cancelled = true}
-local function count(status, delta)
-  if status then redis.call('HINCRBY', P .. ':counts', status, delta) end
-end
-local function num(value)
-  local n = tonumber(value)
-  if n and n == n then return n end
-  return 0
-end
-local function make_ready(id)
-  local h = redis.call('HMGET', tkey(id), 'score', 'due', 'rm')
-  local rm = h[3]
-  if not rm then
-    rm = string.format('%015d', 0) .. '|' .. id
-    redis.call('HSET', tkey(id), 'rm', rm)
-  end
-  redis.call('ZADD', P .. ':ready', num(h[1]), rm)
-  redis.call('ZADD', P .. ':readytime', num(h[2]), id)
-end
-local function schedule(id, now)
-  local run_at = tonumber(redis.call('HGET', tkey(id), 'run_at'))
-  if run_at and run_at > tonumber(now) then
-    redis.call('ZADD', P .. ':scheduled', run_at, id)
-  else
-    make_ready(id)
-  end
-end
-local function unready(id)
-  local rm = redis.call('HGET', tkey(id), 'rm')
-  if rm then redis.call('ZREM', P .. ':ready', rm) end
-  redis.call('ZREM', P .. ':readytime', id)
-  redis.call('ZREM', P .. ':scheduled', id)
-end
-local function end_task(id, status, now, reason)
-  local key = tkey(id)
-  count(redis.call('HGET', key, 'status'), -1)
-  count(status, 1)
-  redis.call('HSET', key, 'status', status, 'finished_at', now, 'worker_id', '', 'lease', '')
-  if reason then
-    local old = redis.call('HGET', key, 'cancel_reason')
-    if not old or old == '' then redis.call('HSET', key, 'cancel_reason', reason) end
-  end
-  redis.call('ZREM', P .. ':running', id)
-  unready(id)
-  redis.call('ZADD', P .. ':done', now, id)
-  local uk = redis.call('HGET', key, 'uk')
-  if uk and uk ~= '' and redis.call('HGET', P .. ':unique', uk) == id then
-    redis.call('HDEL', P .. ':unique', uk)
-  end
-end
-local function cascade(root, reason, now)
-  local queue = {root}
-  local i = 1
-  while i <= #queue do
-    for _, child in ipairs(redis.call('SMEMBERS', P .. ':children:' .. queue[i])) do
-      local st = redis.call('HGET', tkey(child), 'status')
-      if st == 'pending' or st == 'running' then
-        end_task(child, 'cancelled', now, reason)
-        table.insert(queue, child)
-      end
-    end
-    i = i + 1
-  end
-end
-local function after_end(id, status, now)
-  local released = 0
-  if status == 'succeeded' then
-    for _, child in ipairs(redis.call('SMEMBERS', P .. ':children:' .. id)) do
-      local left = redis.call('HINCRBY', tkey(child), 'waiting', -1)
-      if left <= 0 and redis.call('HGET', tkey(child), 'status') == 'pending' then
-        schedule(child, now)
-        released = released + 1
-      end
-    end
-  else
-    local verb = 'failed'
-    if status == 'cancelled' then verb = 'was cancelled' end
-    cascade(id, 'parent ' .. id .. ' ' .. verb, now)
-  end
-  return released
-end
-"""
-
-# ARGV: prefix, now, records JSON (list of {id, s, score, due, run_at, uk, parents, created})
+# ARGV: prefix, now, records JSON (list of {id, s, priority, due, run, uk, mr, parents,
+#       created}; due and run are offsets from the client's clock, run '' = none)
+#       -> {server now, per record: 'ok', 'cancelled' or 'dup:<id>'}
+#       or {'missing', parent, id}
 ENQUEUE = PRELUDE + """
-local now = ARGV[2]
 local records = cjson.decode(ARGV[3])
 local seen = {}
 for _, r in ipairs(records) do
@@ -133,7 +64,7 @@ for _, r in ipairs(records) do
   end
   seen[r.id] = true
 end
-local out = {}
+local out = {fmt(now)}
 for _, r in ipairs(records) do
   local existing = false
   if r.uk ~= '' then
@@ -158,20 +89,21 @@ for _, r in ipairs(records) do
     end
     local seq = redis.call('INCR', P .. ':seq')
     local rm = string.format('%015d', seq) .. '|' .. r.id
-    redis.call('HSET', key, 's', r.s, 'status', 'pending', 'attempts', '0', 'score', r.score,
-      'rm', rm,
-      'due', r.due, 'run_at', r.run_at, 'waiting', waiting, 'mr', r.mr, 'uk', r.uk,
+    local due = now + tonumber(r.due)
+    local run_at = ''
+    if r.run ~= '' then run_at = now + tonumber(r.run) end
+    redis.call('HSET', key, 's', r.s, 'status', 'pending', 'attempts', '0',
+      'score', -r.priority * 1e10 + due, 'rm', rm,
+      'due', due, 'run_at', run_at, 'waiting', waiting, 'mr', r.mr, 'uk', r.uk,
       'parents', table.concat(r.parents, ' '), 'cancel_requested', '0')
     redis.call('ZADD', P .. ':all', r.created, r.id)
     count('pending', 1)
     if r.uk ~= '' then redis.call('HSET', P .. ':unique', r.uk, r.id) end
     if dead then
-      local verb = 'failed'
-      if dead_status == 'cancelled' then verb = 'was cancelled' end
-      end_task(r.id, 'cancelled', now, 'parent ' .. dead .. ' ' .. verb)
+      end_task(r.id, 'cancelled', dead_reason(dead, dead_status))
       table.insert(out, 'cancelled')
     else
-      if waiting == 0 then schedule(r.id, now) end
+      if waiting == 0 then schedule(r.id) end
       table.insert(out, 'ok')
     end
   end
@@ -180,9 +112,10 @@ redis.call('PUBLISH', P .. ':events', 'w')
 return out
 """
 
-# ARGV: prefix, worker, limit, now, lease expiry -> flat list: id, n, field, value, ...
+# ARGV: prefix, now, worker, limit, lease seconds -> flat list: id, n, field, value, ...
 CLAIM = PRELUDE + """
-local worker, limit, now, lease = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local worker, limit = ARGV[3], tonumber(ARGV[4])
+local lease = now + tonumber(ARGV[5])
 local due = redis.call('ZRANGEBYSCORE', P .. ':scheduled', '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
   redis.call('ZREM', P .. ':scheduled', id)
@@ -217,19 +150,21 @@ while claimed < limit do
       redis.call('HSET', key, 'status', 'pending', 'error', cjson.encode({type =
         'CorruptTaskError', message = 'corrupt row: task ' .. id ..
         ': its status is not a task status', traceback = '', timed_out = false}))
-      end_task(id, 'failed', now, false)
-      after_end(id, 'failed', now)
+      end_task(id, 'failed', false)
+      after_end(id, 'failed')
     end
   end
 end
+fanout_step(CHUNK)
 return out
 """
 
-# ARGV: prefix, worker, lease expiry, ids... -> {lost..., '|', cancel_requested...}
+# ARGV: prefix, now, worker, lease seconds, ids... -> {lost..., '|', cancel_requested...}
 RENEW = PRELUDE + """
-local worker, lease = ARGV[2], ARGV[3]
+local worker = ARGV[3]
+local lease = now + tonumber(ARGV[4])
 local lost, cancel = {}, {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local id = ARGV[i]
   local h = redis.call('HMGET', tkey(id), 'status', 'worker_id', 'cancel_requested')
   if h[1] == 'running' and h[2] == worker then
@@ -245,38 +180,45 @@ for _, id in ipairs(cancel) do table.insert(lost, id) end
 return lost
 """
 
-# ARGV: prefix, worker, id, context JSON, logs JSON
+# ARGV: prefix, now, worker, id, context JSON, logs JSON
 SAVE_PROGRESS = PRELUDE + """
-local h = redis.call('HMGET', tkey(ARGV[3]), 'status', 'worker_id')
-if h[1] == 'running' and h[2] == ARGV[2] then
-  redis.call('HSET', tkey(ARGV[3]), 'context', ARGV[4], 'logs', ARGV[5])
+local h = redis.call('HMGET', tkey(ARGV[4]), 'status', 'worker_id')
+if h[1] == 'running' and h[2] == ARGV[3] then
+  redis.call('HSET', tkey(ARGV[4]), 'context', ARGV[5], 'logs', ARGV[6])
 end
 return 0
 """
 
-# ARGV: prefix, worker, now, outcomes JSON (list of {id, status, result, error, run_at,
-#       context, logs, reason}; '' = none) -> accepted ids
+# ARGV: prefix, now, worker, outcomes JSON (list of {id, status, result, error, run,
+#       context, logs, reason}; '' = none; run is an offset from the client's clock)
+#       -> {fan-out left (0/1), accepted ids...}
 FINISH = PRELUDE + """
-local worker, now = ARGV[2], ARGV[3]
+local worker = ARGV[3]
 local outcomes = cjson.decode(ARGV[4])
-local accepted = {}
+local out = {0}
 local wake = false
 for _, o in ipairs(outcomes) do
   local key = tkey(o.id)
   local h = redis.call('HMGET', key, 'status', 'worker_id')
   if h[1] == 'running' and h[2] == worker then
-    table.insert(accepted, o.id)
+    table.insert(out, o.id)
     if o.context ~= '' then redis.call('HSET', key, 'context', o.context) end
     if o.logs ~= '' then redis.call('HSET', key, 'logs', o.logs) end
     redis.call('HSET', key, 'error', o.error)
     if o.status == 'pending' then
+      local run_at = ''
+      local due = now
+      if o.run ~= '' then
+        run_at = now + tonumber(o.run)
+        due = run_at
+      end
       redis.call('ZREM', P .. ':running', o.id)
       redis.call('HSET', key, 'status', 'pending', 'worker_id', '', 'lease', '', 'run_at',
-        o.run_at)
-      if o.run_at ~= '' then redis.call('HSET', key, 'due', o.run_at) end
+        run_at)
+      set_due(o.id, due)
       count('running', -1)
       count('pending', 1)
-      schedule(o.id, now)
+      schedule(o.id)
       wake = true
     else
       redis.call('HSET', key, 'result', o.result)
@@ -285,87 +227,101 @@ for _, o in ipairs(outcomes) do
         reason = o.reason
         if reason == '' then reason = 'cancelled' end
       end
-      end_task(o.id, o.status, now, reason)
-      if after_end(o.id, o.status, now) > 0 then wake = true end
+      end_task(o.id, o.status, reason)
+      after_end(o.id, o.status)
     end
   end
 end
 if wake then redis.call('PUBLISH', P .. ':events', 'w') end
-return accepted
+out[1] = fanout_step(CHUNK)
+return out
 """
 
-# ARGV: prefix, now, error JSON -> reclaimed ids
+# ARGV: prefix, now, error JSON -> {fan-out left (0/1), reclaimed ids...}
 RECLAIM = PRELUDE + """
-local now, err = ARGV[2], ARGV[3]
+local err = ARGV[3]
 local expired = redis.call('ZRANGEBYSCORE', P .. ':running', '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   local key = tkey(id)
   local h = redis.call('HMGET', key, 'cancel_requested', 'attempts', 'mr')
   redis.call('HSET', key, 'error', err)
   if h[1] == '1' then
-    end_task(id, 'cancelled', now, 'cancelled')
-    after_end(id, 'cancelled', now)
+    end_task(id, 'cancelled', 'cancelled')
+    after_end(id, 'cancelled')
   elseif num(h[2]) <= (tonumber(h[3]) or -1) then
     redis.call('ZREM', P .. ':running', id)
-    redis.call('HSET', key, 'status', 'pending', 'worker_id', '', 'lease', '', 'run_at', '',
-      'due', now)
+    redis.call('HSET', key, 'status', 'pending', 'worker_id', '', 'lease', '', 'run_at', '')
+    set_due(id, now)
     count('running', -1)
     count('pending', 1)
-    schedule(id, now)
+    schedule(id)
   else
-    end_task(id, 'failed', now, false)
-    after_end(id, 'failed', now)
+    end_task(id, 'failed', false)
+    after_end(id, 'failed')
   end
 end
 if #expired > 0 then redis.call('PUBLISH', P .. ':events', 'w') end
-return expired
+local out = {fanout_step(CHUNK)}
+for _, id in ipairs(expired) do table.insert(out, id) end
+return out
 """
 
-# ARGV: prefix, id, reason, now -> status after ('' if missing)
+# ARGV: prefix, now, id, reason -> {fan-out left (0/1), status after ('' if missing)}
 CANCEL = PRELUDE + """
-local id, reason, now = ARGV[2], ARGV[3], ARGV[4]
+local id, reason = ARGV[3], ARGV[4]
 local key = tkey(id)
 local status = redis.call('HGET', key, 'status')
-if not status then return '' end
+if not status then return {0, ''} end
 if status == 'pending' then
-  end_task(id, 'cancelled', now, reason)
-  after_end(id, 'cancelled', now)
-  return 'cancelled'
+  end_task(id, 'cancelled', reason)
+  after_end(id, 'cancelled')
+  return {fanout_step(CHUNK), 'cancelled'}
 elseif status == 'running' then
   redis.call('HSET', key, 'cancel_requested', '1', 'cancel_reason', reason)
   redis.call('PUBLISH', P .. ':events', 'c:' .. id)
 end
-return status
+return {0, status}
 """
 
-# ARGV: prefix, id, now -> '' missing, 'bad:<status>', or 'ok'
+# ARGV: prefix, now, id -> {fan-out left (0/1), answer}; answer: '' missing, 'bad:<status>',
+#       'missing:<parent>', 'dead:<status>:<parent>', 'unique:<key>:<holder>' or 'ok'
 REQUEUE = PRELUDE + """
-local id, now = ARGV[2], ARGV[3]
-local key = tkey(id)
-local status = redis.call('HGET', key, 'status')
-if not status then return '' end
-if status ~= 'failed' and status ~= 'cancelled' then return 'bad:' .. status end
-local waiting = 0
-local parents = redis.call('HGET', key, 'parents')
-for parent in string.gmatch(parents or '', '%S+') do
-  if redis.call('HGET', tkey(parent), 'status') ~= 'succeeded' then waiting = waiting + 1 end
+local id = ARGV[3]
+local status = redis.call('HGET', tkey(id), 'status')
+if not status then return {0, ''} end
+if status ~= 'failed' and status ~= 'cancelled' then return {0, 'bad:' .. status} end
+for parent in string.gmatch(redis.call('HGET', tkey(id), 'parents') or '', '%S+') do
+  local st = redis.call('HGET', tkey(parent), 'status')
+  if not st then return {0, 'missing:' .. parent} end
+  if st == 'failed' or st == 'cancelled' then return {0, 'dead:' .. st .. ':' .. parent} end
 end
-redis.call('HSET', key, 'status', 'pending', 'attempts', '0', 'error', '', 'result', '',
-  'cancel_reason', '', 'cancel_requested', '0', 'finished_at', '', 'run_at', '', 'due', now,
-  'waiting', waiting)
-redis.call('ZREM', P .. ':done', id)
-count(status, -1)
-count('pending', 1)
-if waiting == 0 then schedule(id, now) end
+local holder, uk = unique_holder(id)
+if holder then return {0, 'unique:' .. holder .. ':' .. uk} end
+revive(id)
+add_fanout('revive', id, id)
 redis.call('PUBLISH', P .. ':events', 'w')
-return 'ok'
+return {fanout_step(CHUNK), 'ok'}
 """
 
-# ARGV: prefix, max score ('+inf', or '(<finished_before>'), statuses... -> number deleted
+# ARGV: prefix, now -> fan-out left (0/1)
+FANOUT = PRELUDE + """
+return fanout_step(CHUNK)
+"""
+
+# ARGV: prefix, now -> {now, ready count, first scheduled run_at or '', oldest due or ''}
+PEEK = PRELUDE + """
+local first = redis.call('ZRANGE', P .. ':scheduled', 0, 0, 'WITHSCORES')
+local oldest = redis.call('ZRANGE', P .. ':readytime', 0, 0, 'WITHSCORES')
+return {fmt(now), redis.call('ZCARD', P .. ':ready'), first[2] or '', oldest[2] or ''}
+"""
+
+# ARGV: prefix, now, finished before (offset from the client's clock, '' = any),
+#       statuses... -> number deleted
 PURGE = PRELUDE + """
-local before = ARGV[2]
+local before = '+inf'
+if ARGV[3] ~= '' then before = '(' .. fmt(now + tonumber(ARGV[3])) end
 local wanted = {}
-for i = 3, #ARGV do wanted[ARGV[i]] = true end
+for i = 4, #ARGV do wanted[ARGV[i]] = true end
 local deleted = 0
 local ids = redis.call('ZRANGEBYSCORE', P .. ':done', '-inf', before)
 for _, id in ipairs(ids) do

@@ -30,6 +30,14 @@ from ...exceptions import (
 from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
 from .base import QueueStorage, RenewResult
 from .rows import read_workers, status_or_failed
+from .sqlite_deps import (
+    CASCADE_JOB,
+    FanoutResult,
+    add_fanout,
+    check_requeue,
+    fanout_step,
+    revive,
+)
 from .sqlite_notify import Notifier
 from .sqlite_schema import (
     COLUMNS,
@@ -46,17 +54,6 @@ __all__ = ["SQLiteStorage", "path_from_url"]
 
 T = TypeVar("T")
 LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
-_CASCADE = """
-WITH RECURSIVE descendants(id) AS (
-    SELECT child_id FROM deps WHERE parent_id = ?
-    UNION SELECT deps.child_id FROM deps JOIN descendants ON deps.parent_id = descendants.id
-)
-UPDATE tasks SET status = 'cancelled', cancel_reason = ?, finished_at = ?, worker_id = NULL,
-    lease_expires_at = NULL
-WHERE id IN descendants AND status IN ('pending', 'running')
-"""
-
-
 def path_from_url(url: str) -> str:
     """``sqlite:///rel/path.db`` -> ``rel/path.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
     parts = urlsplit(url)
@@ -78,6 +75,7 @@ class SQLiteStorage(QueueStorage):
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = path_from_url(url)
+        self.clock: Callable[[], float] = time.time
         self._conn: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
         self._notifier = Notifier(self.path)
@@ -160,7 +158,7 @@ class SQLiteStorage(QueueStorage):
     async def enqueue(self, records: Sequence[TaskRecord], *, now: float | None = None) -> (
         builtins.list[TaskRecord]
     ):
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         stored = await self._run(self._enqueue_sync, records, now)
         self._notifier.send(b"w")
         return stored
@@ -203,7 +201,7 @@ class SQLiteStorage(QueueStorage):
     # -- consuming ------------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float, *,
                     now: float | None = None) -> builtins.list[TaskRecord]:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         return await self._run(self._claim_sync, worker_id, limit, lease_seconds, now)
 
     def _claim_sync(self, conn: sqlite3.Connection, worker_id: str, limit: int,
@@ -217,11 +215,13 @@ class SQLiteStorage(QueueStorage):
                 f"ORDER BY priority DESC, due, seq LIMIT ?) RETURNING priority, due, seq, "
                 f"{COLUMNS}",
                 (now, worker_id, now + lease_seconds, now, limit)).fetchall()
-            return claimed_records(conn, rows, limit, now, _CASCADE)
+            claimed = claimed_records(conn, rows, limit, now, CASCADE_JOB)
+            fanout_step(conn, now)
+            return claimed
 
     async def renew(self, worker_id: str, ids: Collection[str], lease_seconds: float, *,
                     now: float | None = None) -> RenewResult:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         return await self._run(self._renew_sync, worker_id, builtins.list(ids), lease_seconds,
                                now)
 
@@ -251,15 +251,14 @@ class SQLiteStorage(QueueStorage):
 
     async def finish(self, worker_id: str, outcomes: Sequence[TaskOutcome], *,
                      now: float | None = None) -> builtins.list[str]:
-        now = time.time() if now is None else now
-        accepted, wake = await self._run(self._finish_sync, worker_id, outcomes, now)
-        if wake:
-            self._notifier.send(b"w")
+        now = self.clock() if now is None else now
+        accepted, fanout = await self._run(self._finish_sync, worker_id, outcomes, now)
+        await self._fanout_done(fanout, now, wake=False)
         return accepted
 
     def _finish_sync(self, conn: sqlite3.Connection, worker_id: str,
                      outcomes: Sequence[TaskOutcome], now: float
-                     ) -> tuple[builtins.list[str], bool]:
+                     ) -> tuple[builtins.list[str], FanoutResult]:
         accepted: builtins.list[str] = []
         wake = False
         with self._tx(conn):
@@ -290,32 +289,36 @@ class SQLiteStorage(QueueStorage):
                         (o.status.value, result, error, now, cancelled, o.cancel_reason,
                          reason, context, logs, o.id, worker_id))
                     if cursor.rowcount:
-                        wake = self._after_end(conn, o.id, o.status, now) or wake
+                        add_fanout(conn, o.id, o.status)
                 if cursor.rowcount:
                     accepted.append(o.id)
-        return accepted, wake
+            fanout = fanout_step(conn, now)
+        fanout.released = fanout.released or wake
+        return accepted, fanout
 
-    @staticmethod
-    def _after_end(conn: sqlite3.Connection, task_id: str, status: TaskStatus,
-                   now: float) -> bool:
-        """Release or cancel the children of a task that just ended; True if any released."""
-        if status is TaskStatus.SUCCEEDED:
-            cursor = conn.execute(
-                "UPDATE tasks SET waiting = waiting - 1 WHERE id IN "
-                "(SELECT child_id FROM deps WHERE parent_id = ?)", (task_id,))
-            return cursor.rowcount > 0
-        verb = "failed" if status is TaskStatus.FAILED else "was cancelled"
-        conn.execute(_CASCADE, (task_id, f"parent {task_id} {verb}", now))
-        return False
+    async def _fanout_done(self, fanout: FanoutResult, now: float, *, wake: bool) -> None:
+        """Finish noted fan-outs, one transaction per chunk, then wake workers if needed."""
+        wake = wake or fanout.released
+        while fanout.more:
+            started = time.monotonic()
+            fanout = await self._run(self._fanout_sync, now)
+            wake = wake or fanout.released
+            await anyio.sleep(time.monotonic() - started)  # other writers' turn
+        if wake:
+            self._notifier.send(b"w")
+
+    def _fanout_sync(self, conn: sqlite3.Connection, now: float) -> FanoutResult:
+        with self._tx(conn):
+            return fanout_step(conn, now)
 
     async def reclaim_expired(self, *, now: float | None = None) -> builtins.list[str]:
-        now = time.time() if now is None else now
-        ids = await self._run(self._reclaim_sync, now)
-        if ids:
-            self._notifier.send(b"w")
+        now = self.clock() if now is None else now
+        ids, fanout = await self._run(self._reclaim_sync, now)
+        await self._fanout_done(fanout, now, wake=bool(ids))
         return ids
 
-    def _reclaim_sync(self, conn: sqlite3.Connection, now: float) -> builtins.list[str]:
+    def _reclaim_sync(self, conn: sqlite3.Connection, now: float
+                      ) -> tuple[builtins.list[str], FanoutResult]:
         error = _dumps(TaskErrorInfo("LeaseExpired", LOST_WORKER).to_dict())
         with self._tx(conn):
             rows = conn.execute(
@@ -338,11 +341,12 @@ class SQLiteStorage(QueueStorage):
                     "WHERE id = ?",
                     (status.value, now, error,
                      "cancelled" if status is TaskStatus.CANCELLED else None, task_id))
-                self._after_end(conn, task_id, status, now)
-        return [row[0] for row in rows]
+                add_fanout(conn, task_id, status)
+            fanout = fanout_step(conn, now)
+        return [row[0] for row in rows], fanout
 
     async def next_due_at(self, *, now: float | None = None) -> float | None:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
 
         def read(conn: sqlite3.Connection) -> float | None:
             row = conn.execute("SELECT min(due) FROM tasks WHERE status = 'pending' AND "
@@ -356,9 +360,10 @@ class SQLiteStorage(QueueStorage):
 
     # -- operating ------------------------------------------------------------------------
     async def cancel(self, task_id: str, reason: str, *, now: float | None = None) -> TaskRecord:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
 
-        def cancel(conn: sqlite3.Connection) -> TaskRecord:
+        def cancel(conn: sqlite3.Connection) -> tuple[TaskRecord, FanoutResult]:
+            fanout = FanoutResult()
             with self._tx(conn):
                 row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
                 if row is None:
@@ -366,38 +371,36 @@ class SQLiteStorage(QueueStorage):
                 if row[0] == "pending":
                     conn.execute("UPDATE tasks SET status = 'cancelled', cancel_reason = ?, "
                                  "finished_at = ? WHERE id = ?", (reason, now, task_id))
-                    self._after_end(conn, task_id, TaskStatus.CANCELLED, now)
+                    add_fanout(conn, task_id, TaskStatus.CANCELLED)
+                    fanout = fanout_step(conn, now)
                 elif row[0] == "running":
                     conn.execute("UPDATE tasks SET cancel_requested = 1, cancel_reason = ? "
                                  "WHERE id = ?", (reason, task_id))
-                return self._get_sync(conn, task_id)
+                return self._get_sync(conn, task_id), fanout
 
-        record = await self._run(cancel)
+        record, fanout = await self._run(cancel)
+        await self._fanout_done(fanout, now, wake=False)
         if record.status is TaskStatus.RUNNING:
             self._notifier.send(b"c:" + task_id.encode())
         return record
 
     async def requeue(self, task_id: str, *, now: float | None = None) -> TaskRecord:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
 
-        def requeue(conn: sqlite3.Connection) -> TaskRecord:
+        def requeue(conn: sqlite3.Connection) -> tuple[TaskRecord, FanoutResult]:
             with self._tx(conn):
-                row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+                row = conn.execute("SELECT status, parents, unique_key FROM tasks WHERE id = ?",
+                                   (task_id,)).fetchone()
                 if row is None:
                     raise TaskNotFound(task_id)
-                if row[0] not in ("failed", "cancelled"):
-                    raise ValueError(f"task {task_id} is {row[0]}; only failed or cancelled "
-                                     f"tasks can be retried")
-                conn.execute(
-                    "UPDATE tasks SET status = 'pending', attempts = 0, error = NULL, "
-                    "result = NULL, cancel_reason = NULL, cancel_requested = 0, "
-                    "finished_at = NULL, run_at = NULL, due = ?, waiting = (SELECT count(*) "
-                    "FROM deps JOIN tasks AS p ON p.id = deps.parent_id WHERE deps.child_id = ? "
-                    "AND p.status != 'succeeded') WHERE id = ?", (now, task_id, task_id))
-                return self._get_sync(conn, task_id)
+                check_requeue(conn, task_id, *row)
+                revive(conn, task_id, now)
+                add_fanout(conn, task_id, TaskStatus.PENDING)
+                fanout = fanout_step(conn, now)
+                return self._get_sync(conn, task_id), fanout
 
-        record = await self._run(requeue)
-        self._notifier.send(b"w")
+        record, fanout = await self._run(requeue)
+        await self._fanout_done(fanout, now, wake=True)
         return record
 
     @staticmethod
@@ -428,7 +431,7 @@ class SQLiteStorage(QueueStorage):
         return await self._run(read)
 
     async def stats(self, *, now: float | None = None) -> QueueStats:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
 
         def read(conn: sqlite3.Connection) -> QueueStats:
             counts = dict.fromkeys(TaskStatus, 0)

@@ -16,7 +16,7 @@ __all__ = ["COLUMNS", "SCHEMA", "SCHEMA_VERSION", "claimed_records", "read_row",
 
 logger = logging.getLogger("qakeapi.queue")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS deps (
     child_id TEXT NOT NULL,
     PRIMARY KEY (parent_id, child_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deps_child ON deps (child_id);
+CREATE TABLE IF NOT EXISTS fanout (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    after TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     info TEXT NOT NULL
