@@ -358,6 +358,7 @@ async def test_delete_pending_deletes_every_pending_task_and_its_children(
     assert {r.id for r in await storage.list()} == {running.id, due.id}
     await storage.finish("w1", [TaskOutcome(running.id, TaskStatus.SUCCEEDED)], now=T0)
     assert await claim_ids(storage, now=T0 + 1000) == []
+    assert await storage.get(of_running.id) is None
     [again] = await storage.enqueue([rec(unique_key="once")], now=T0)
     assert again.id != of_running.id
     assert await storage.delete_pending() == 1
