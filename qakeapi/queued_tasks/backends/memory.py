@@ -467,3 +467,21 @@ class MemoryStorage(QueueStorage):
 
     async def list_workers(self) -> builtins.list[WorkerInfo]:
         return [copy.copy(w) for w in self._workers.values()]
+
+    # -- clearing -------------------------------------------------------------------
+    async def delete_pending(self) -> int:
+        doomed = [r for r in self._tasks.values() if r.status is PENDING]
+        for record in doomed:
+            del self._tasks[record.id]
+            self._seq.pop(record.id, None)
+            self._waiting_on.pop(record.id, None)
+            self._children.pop(record.id, None)
+            if record.unique_key and self._unique.get(record.unique_key) == record.id:
+                del self._unique[record.unique_key]
+        for children in self._children.values():
+            children.intersection_update(self._tasks)
+        self._ready = [entry for entry in self._ready if entry[3] in self._tasks]
+        self._scheduled = [entry for entry in self._scheduled if entry[2] in self._tasks]
+        heapq.heapify(self._ready)
+        heapq.heapify(self._scheduled)
+        return len(doomed)
