@@ -42,17 +42,18 @@ LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
 
 
 def _checked(record: TaskRecord) -> tuple[TaskRecord, CorruptTaskError | None]:
-    """``record``, or a placeholder and the reason when a field can't be stored: the same
-    checks as reading a SQLite or Redis row, so every backend fails the same records."""
+    """``record`` as a durable backend would read it back, or a placeholder and the reason
+    when a field can't be stored: the same checks as reading a SQLite or Redis row, so every
+    backend fails the same records."""
     data: dict[str, Any] = {"id": record.id}
     try:
         data = record.to_dict()
-        decode_record(dict(data))
+        readable = decode_record(dict(data))
     except Exception as exc:  # a field of the wrong kind: the record is corrupt
         error = exc if isinstance(exc, CorruptTaskError) else corrupt(record.id, exc)
         logger.error("%s: recorded failed", error)
         return placeholder(data, error), error
-    return record, None
+    return readable, None
 
 
 def _copy(record: TaskRecord) -> TaskRecord:
