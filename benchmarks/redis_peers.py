@@ -18,25 +18,20 @@ arq needs redis-py < 6, taskiq-redis >= 8).
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/http.py would shadow the stdlib "http" package for scripts run from this folder.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
-VENVS = Path(_HERE) / ".venvs"
+VENVS = Path(__file__).resolve().parent / ".venvs"
 
 HEAD = '''
 import asyncio, json, os, subprocess, sys, time

@@ -13,8 +13,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize(("script", "expected"), [
-    ("inprocess.py", ["ratio async:", "ratio sync:", "peak RSS qakeapi async run:"]),
-    ("http.py", ["in-process", "uvicorn", "ratio target"]),
+    ("inprocess.py", ["ratio async:", "ratio sync:", "of the unbounded floor",
+                      "of the bounded floor", "peak RSS qakeapi async run:"]),
+    ("http_requests.py", ["in-process", "uvicorn", "ratio target"]),
     ("sqlite_queue.py", ["drain, 1 worker process", "huey", "idle latency"]),
     ("redis_peers.py", ["qakeapi", "end-to-end", "idle latency"]),
     ("fanout.py", ["sqlite: cancel parent", "redis: parent succeeds"]),

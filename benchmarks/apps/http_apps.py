@@ -1,4 +1,5 @@
-"""The two apps benchmarks/http.py compares: each schedules one background task per request."""
+"""The two apps benchmarks/http_requests.py compares: each schedules one background task per
+request."""
 
 from __future__ import annotations
 

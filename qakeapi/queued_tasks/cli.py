@@ -384,3 +384,26 @@ def purge(app_path: str | None, url: str | None, as_json: bool, statuses: tuple[
         _echo_json({"purged": count})
     else:
         click.echo(f"purged {count} task(s)")
+
+
+@queue.command()
+@_targeted
+@as_json
+@click.option("--yes", is_flag=True, help="Don't ask for confirmation (for scripts).")
+def clear(app_path: str | None, url: str | None, as_json: bool, yes: bool) -> None:
+    """Delete every pending task, with the children waiting on them."""
+
+    async def count(storage: QueueStorage, settings: QueueSettings) -> tuple[str, int]:
+        return settings.url, (await storage.stats()).counts.get(TaskStatus.PENDING, 0)
+
+    async def run(storage: QueueStorage, _settings: QueueSettings) -> int:
+        return await storage.delete_pending()
+
+    if not yes:
+        where, pending = _with_storage(app_path, url, count)
+        click.confirm(f"delete {pending} pending task(s) from {where}?", abort=True, err=True)
+    deleted = _with_storage(app_path, url, run)
+    if as_json:
+        _echo_json({"deleted": deleted})
+    else:
+        click.echo(f"deleted {deleted} pending task(s)")

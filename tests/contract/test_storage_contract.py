@@ -486,3 +486,41 @@ async def test_fanout_larger_than_a_chunk(storage: QueueStorage) -> None:
     assert await succeed_next(storage) == parent.id
     assert len(await claim_ids(storage, limit=10_000)) == len(children)
     assert await claim_ids(storage) == []
+
+
+async def test_delete_pending_deletes_every_pending_task_and_its_children(
+        storage: QueueStorage) -> None:
+    running = rec(priority=9)
+    await storage.enqueue([running], now=T0)
+    assert await claim_ids(storage, limit=1) == [running.id]
+    due, retrying = rec(priority=5), rec(priority=5, max_retries=1)
+    delayed = rec(run_at=T0 + 100)
+    parent = rec()
+    child = rec(parents=(parent.id,))
+    grandchild = rec(parents=(child.id,))
+    of_running = rec(parents=(running.id,), unique_key="once")
+    await storage.enqueue([due, delayed, retrying, parent, child, grandchild, of_running],
+                          now=T0)
+    assert await claim_ids(storage, limit=2, worker="w2") == [due.id, retrying.id]
+    await storage.finish("w2", [TaskOutcome(due.id, TaskStatus.SUCCEEDED)], now=T0)
+    await storage.finish("w2", [TaskOutcome(retrying.id, TaskStatus.PENDING)], now=T0)
+    deleted = {delayed.id, retrying.id, parent.id, child.id, grandchild.id, of_running.id}
+    assert {r.id for r in await storage.list(TaskStatus.PENDING)} == deleted
+
+    assert await storage.delete_pending() == len(deleted)
+
+    for task_id in deleted:
+        assert await storage.get(task_id) is None
+    stats = await storage.stats(now=T0 + 1000)
+    assert stats.counts.get(TaskStatus.PENDING, 0) == 0
+    assert stats.oldest_pending_at is None
+    assert await storage.next_due_at(now=T0 + 1000) is None
+    assert await claim_ids(storage, now=T0 + 1000) == []
+    assert {r.id for r in await storage.list()} == {running.id, due.id}
+    await storage.finish("w1", [TaskOutcome(running.id, TaskStatus.SUCCEEDED)], now=T0)
+    assert await claim_ids(storage, now=T0 + 1000) == []
+    assert await storage.get(of_running.id) is None
+    [again] = await storage.enqueue([rec(unique_key="once")], now=T0)
+    assert again.id != of_running.id
+    assert await storage.delete_pending() == 1
+    assert await storage.delete_pending() == 0

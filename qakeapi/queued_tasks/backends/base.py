@@ -238,3 +238,11 @@ class QueueStorage(abc.ABC):
     @abc.abstractmethod
     async def list_workers(self) -> builtins.list[WorkerInfo]:
         """Every registered worker (callers filter stale ones by ``last_heartbeat``)."""
+
+    # -- clearing -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def delete_pending(self) -> int:
+        """Delete every ``pending`` task (due, delayed, retrying or waiting on parents),
+        atomically; returns how many. Running and finished tasks stay. No pending task is
+        left waiting on a deleted one: a child of a pending task is itself pending, so it
+        is deleted too. A running parent simply loses its deleted children."""

@@ -42,17 +42,18 @@ LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
 
 
 def _checked(record: TaskRecord) -> tuple[TaskRecord, CorruptTaskError | None]:
-    """``record``, or a placeholder and the reason when a field can't be stored: the same
-    checks as reading a SQLite or Redis row, so every backend fails the same records."""
+    """``record`` as a durable backend would read it back, or a placeholder and the reason
+    when a field can't be stored: the same checks as reading a SQLite or Redis row, so every
+    backend fails the same records."""
     data: dict[str, Any] = {"id": record.id}
     try:
         data = record.to_dict()
-        decode_record(dict(data))
+        readable = decode_record(dict(data))
     except Exception as exc:  # a field of the wrong kind: the record is corrupt
         error = exc if isinstance(exc, CorruptTaskError) else corrupt(record.id, exc)
         logger.error("%s: recorded failed", error)
         return placeholder(data, error), error
-    return record, None
+    return readable, None
 
 
 def _copy(record: TaskRecord) -> TaskRecord:
@@ -467,3 +468,21 @@ class MemoryStorage(QueueStorage):
 
     async def list_workers(self) -> builtins.list[WorkerInfo]:
         return [copy.copy(w) for w in self._workers.values()]
+
+    # -- clearing -------------------------------------------------------------------
+    async def delete_pending(self) -> int:
+        doomed = [r for r in self._tasks.values() if r.status is PENDING]
+        for record in doomed:
+            del self._tasks[record.id]
+            self._seq.pop(record.id, None)
+            self._waiting_on.pop(record.id, None)
+            self._children.pop(record.id, None)
+            if record.unique_key and self._unique.get(record.unique_key) == record.id:
+                del self._unique[record.unique_key]
+        for children in self._children.values():
+            children.intersection_update(self._tasks)
+        self._ready = [entry for entry in self._ready if entry[3] in self._tasks]
+        self._scheduled = [entry for entry in self._scheduled if entry[2] in self._tasks]
+        heapq.heapify(self._ready)
+        heapq.heapify(self._scheduled)
+        return len(doomed)

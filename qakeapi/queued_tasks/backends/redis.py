@@ -416,3 +416,7 @@ class RedisStorage(QueueStorage):
         client = self.client
         raw = await self._call(lambda: client.hgetall(self.key("workers")))
         return read_workers(sorted(raw.items()))
+
+    # -- clearing -------------------------------------------------------------------------
+    async def delete_pending(self) -> int:
+        return int(await self._run(lua.DELETE_PENDING, None))

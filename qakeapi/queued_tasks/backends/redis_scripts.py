@@ -38,6 +38,7 @@ from .redis_prelude import PRELUDE
 __all__ = [
     "CANCEL",
     "CLAIM",
+    "DELETE_PENDING",
     "ENQUEUE",
     "FANOUT",
     "FINISH",
@@ -334,6 +335,49 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', P .. ':done', id)
     redis.call('ZREM', P .. ':all', id)
     count(status, -1)
+    deleted = deleted + 1
+  end
+end
+return deleted
+"""
+
+# Every pending task is ready, scheduled, or (waiting on parents) a descendant of a ready,
+# scheduled or running task: walk those to find them all without scanning P:all.
+DELETE_PENDING = PRELUDE + """
+local found, queue = {}, {}
+local function visit(id)
+  if not found[id] then
+    found[id] = true
+    queue[#queue + 1] = id
+  end
+end
+for _, member in ipairs(redis.call('ZRANGE', P .. ':ready', 0, -1)) do
+  visit(string.match(member, '|(.*)$'))
+end
+for _, id in ipairs(redis.call('ZRANGE', P .. ':scheduled', 0, -1)) do visit(id) end
+for _, id in ipairs(redis.call('ZRANGE', P .. ':running', 0, -1)) do visit(id) end
+local i = 1
+while i <= #queue do
+  for _, child in ipairs(redis.call('SMEMBERS', P .. ':children:' .. queue[i])) do
+    visit(child)
+  end
+  i = i + 1
+end
+local deleted = 0
+for _, id in ipairs(queue) do
+  local key = tkey(id)
+  if redis.call('HGET', key, 'status') == 'pending' then
+    unready(id)
+    local h = redis.call('HMGET', key, 'parents', 'uk')
+    for parent in string.gmatch(h[1] or '', '%S+') do
+      redis.call('SREM', P .. ':children:' .. parent, id)
+    end
+    if h[2] and h[2] ~= '' and redis.call('HGET', P .. ':unique', h[2]) == id then
+      redis.call('HDEL', P .. ':unique', h[2])
+    end
+    redis.call('DEL', key, P .. ':children:' .. id)
+    redis.call('ZREM', P .. ':all', id)
+    count('pending', -1)
     deleted = deleted + 1
   end
 end

@@ -488,3 +488,14 @@ class SQLiteStorage(QueueStorage):
             return read_workers(rows)
 
         return await self._run(read)
+
+    # -- clearing -------------------------------------------------------------------------
+    async def delete_pending(self) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            pending = "SELECT id FROM tasks WHERE status = 'pending'"
+            with self._tx(conn):
+                conn.execute(f"DELETE FROM deps WHERE parent_id IN ({pending}) "
+                             f"OR child_id IN ({pending})")
+                return conn.execute("DELETE FROM tasks WHERE status = 'pending'").rowcount
+
+        return await self._run(delete)

@@ -6,7 +6,7 @@
     64 keep-alive connections of a minimal HTTP/1.1 client (asyncio streams: it costs far
     less per request than httpx, so the figure shows the servers, not the client).
 
-    python benchmarks/http.py [--quick]
+    python benchmarks/http_requests.py [--quick]
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-# This file is named like the stdlib package it would shadow when run as a script.
-HERE = os.path.dirname(os.path.abspath(__file__))
-APPS = os.path.join(HERE, "apps")
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE] + [APPS]
+APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
+sys.path.insert(0, APPS)
 
 import argparse
 import asyncio
