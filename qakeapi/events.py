@@ -14,6 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .core.isolation import is_cancellation
+
 __all__ = ["EventBus"]
 
 logger = logging.getLogger("qakeapi.events")
@@ -100,5 +102,7 @@ class EventBus:
                 result = fn(name, data) if takes_name else fn(data)
                 if inspect.isawaitable(result):
                     await result
-            except Exception:
+            except BaseException as exc:  # SystemExit from a listener must not end the emitter
+                if is_cancellation(exc):
+                    raise
                 logger.exception("event listener %r for %r failed", fn, name)

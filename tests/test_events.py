@@ -54,6 +54,26 @@ async def test_failing_listener_is_logged_and_isolated(caplog: pytest.LogCapture
     assert any("listener bug" in (r.exc_text or "") for r in caplog.records)
 
 
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt(), GeneratorExit()])
+async def test_a_listener_raising_a_base_exception_breaks_nothing(
+        exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
+    app = QakeAPI()
+    after: list[Any] = []
+
+    @app.on("task:failed")
+    def exits(data: Any) -> None:
+        raise exc
+
+    @app.on("task:*")
+    async def fine(data: Any) -> None:
+        after.append(data)
+
+    with caplog.at_level(logging.ERROR, logger="qakeapi.events"):
+        await app.emit("task:failed", {"id": 1})
+    assert after == [{"id": 1}]
+    assert any(type(exc).__name__ in (r.exc_text or "") for r in caplog.records)
+
+
 async def test_bad_listener_registration() -> None:
     bus = EventBus()
     with pytest.raises(TypeError):
