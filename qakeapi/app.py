@@ -1,10 +1,11 @@
 """The application: ``app = QakeAPI()``, an ASGI app on Starlette.
 
-Per HTTP request the app holds the tasks a handler adds (see
-:mod:`qakeapi.core.request_tasks`): queued tasks are stored before the handler's response
-starts, background tasks start once the whole response has been handed to the server, and
-both are dropped when the handler raises. This happens outside every middleware, so no
-middleware can delay the response for a task or cancel a task by cancelling the request.
+Per HTTP request the app holds the tasks a handler adds with the same
+:class:`~qakeapi.tasks_asgi.TaskMiddleware` a Starlette or FastAPI app uses: queued tasks are
+stored before the handler's response starts, background tasks start once the whole response
+has been handed to the server, and both are dropped when the handler raises. It runs outside
+every middleware, so no middleware can delay the response for a task or cancel a task by
+cancelling the request.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import sys
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
@@ -24,14 +25,14 @@ from starlette.requests import Request as StarletteRequest
 from starlette.types import Receive, Scope, Send
 
 from .core.background import BackgroundTaskManager
-from .core.request_tasks import RequestTasks, current_request_tasks
 from .dependencies import Container
 from .events import EventBus
 from .exceptions import TooManyPendingTasks
 from .http_limits import RequestLimits
 from .queued_tasks import QueuedTasks
 from .responses import JSONResponse, Response
-from .routing import APP_SCOPE_KEY, Router, _RouteSpec, build_route, store_queued
+from .routing import APP_SCOPE_KEY, Router, _RouteSpec, build_route
+from .tasks_asgi import TaskMiddleware, tasks_lifespan
 
 __all__ = ["QakeAPI"]
 
@@ -88,6 +89,7 @@ class QakeAPI(Router):
         )
         self._starlette.state.qakeapi = self
         self._limits = RequestLimits(self._starlette, max_body_size, body_timeout)
+        self._tasks = TaskMiddleware(self._limits)
 
     @property
     def max_body_size(self) -> int:
@@ -142,24 +144,23 @@ class QakeAPI(Router):
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         """Startup and shutdown, in order: background manager, startup hooks, queue."""
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(
-                BackgroundTaskManager().lifespan(events=self.events)
-            )
-            for hook in self._startup:
-                try:
-                    await _call_hook(hook)
-                except Exception:
-                    logger.exception("startup hook %r failed; the app does not start", hook)
-                    raise
-            stack.push_async_callback(self._run_shutdown_hooks)
-            await stack.enter_async_context(self.queued_tasks.lifespan(app=self))
+        async with tasks_lifespan(self.queued_tasks, events=self.events, app=self,
+                                  startup=self._run_startup_hooks,
+                                  shutdown=self._run_shutdown_hooks):
             yield
 
     @asynccontextmanager
     async def _lifespan(self, _app: Any) -> AsyncIterator[None]:
         async with self.lifespan():
             yield
+
+    async def _run_startup_hooks(self) -> None:
+        for hook in self._startup:
+            try:
+                await _call_hook(hook)
+            except Exception:
+                logger.exception("startup hook %r failed; the app does not start", hook)
+                raise
 
     async def _run_shutdown_hooks(self) -> None:
         for hook in self._shutdown:
@@ -201,19 +202,10 @@ class QakeAPI(Router):
             await self._starlette(scope, receive, send)
             return
         scope[APP_SCOPE_KEY] = self
-        holder = RequestTasks()
-        token = current_request_tasks.set(holder)
         try:
-            await self._limits(scope, receive, send)
-            if holder.must_flush:
-                # Queued outside a handler (a middleware, a mounted app): stored late.
-                await store_queued(holder, scope)
+            await self._tasks(scope, receive, send)
         except Exception as exc:
-            holder.drop("the request failed")
             if scope.get(HANDLED_ERROR_KEY) is not exc:
                 raise
             # _server_error logged it and the error response was sent.
-        finally:
-            holder.release()
-            current_request_tasks.reset(token)
 

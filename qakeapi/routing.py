@@ -18,7 +18,7 @@ import anyio.to_thread
 from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import Receive, Scope, Send
 
-from .core.request_tasks import RequestTasks, current_request_tasks
+from .core.request_tasks import current_request_tasks
 from .dependencies import DependencyError
 from .params import CallablePlan, plan_callable
 from .requests import Request
@@ -95,31 +95,10 @@ class HandlerEndpoint:
             if holder is not None:
                 holder.drop(f"the handler raised {type(exc).__name__}: {exc}")
             raise
-        holder = current_request_tasks.get()
-        if holder is not None and holder.must_flush:
-            response = to_response(result)
-            failure = await store_queued(holder, scope)
-            if failure is not None:
-                response = JSONResponse({"detail": f"could not queue tasks: {failure}"},
-                                        status_code=503)
-        elif type(result) is dict or type(result) is list:
+        if type(result) is dict or type(result) is list:
             await send_json(send, result)  # the common case, without a Response object
             return
-        else:
-            response = to_response(result)
-        await response(scope, receive, send)
-
-
-async def store_queued(holder: RequestTasks, scope: Scope) -> Exception | None:
-    """Store the request's queued tasks; if that fails, log it, drop what the request holds
-    and return the error (a handler then answers 503 instead of its response)."""
-    try:
-        await holder.flush()
-    except Exception as exc:
-        logger.exception("could not store the tasks queued by %s", scope["path"])
-        holder.drop(f"storing queued tasks failed: {exc}")
-        return exc
-    return None
+        await to_response(result)(scope, receive, send)
 
 
 class _RouteSpec:

@@ -18,6 +18,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def send_and_hang_up(url: str, request: bytes) -> None:
+    """Send a raw HTTP request to ``url`` and close the connection without reading."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(request)
+
+
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Run ``app`` under uvicorn on a free port; yields its base URL."""

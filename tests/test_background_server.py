@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from typing import Any
 
@@ -14,7 +13,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from qakeapi import BackgroundTaskManager, QakeAPI, TaskStatus
 from qakeapi.core.background import add_background_task
 
-from ._server import serve
+from ._server import send_and_hang_up, serve
 
 
 def ordering_app(with_middleware: bool) -> tuple[QakeAPI, threading.Event, dict[str, Any]]:
@@ -71,9 +70,7 @@ def test_client_disconnect_does_not_cancel_task() -> None:
         return {"ok": True}
 
     with serve(app) as url:
-        host, port = url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port))) as sock:
-            sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        send_and_hang_up(url, b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         assert handler_done.wait(10)
         assert finished.wait(10)
 

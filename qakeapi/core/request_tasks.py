@@ -1,11 +1,12 @@
 """Tasks added while one HTTP request is handled, held until the response allows them.
 
-The app sets a fresh :class:`RequestTasks` in :data:`current_request_tasks` for every HTTP
-request (outside any middleware) and drives it:
+:class:`qakeapi.tasks_asgi.TaskMiddleware` (which every QakeAPI app runs outermost) sets a
+fresh :class:`RequestTasks` in :data:`current_request_tasks` for every HTTP request and
+drives it:
 
-* ``await holder.flush()`` when the handler has returned, before its response is sent:
-  queued tasks are written to their backend in one batch, so a response that says "queued"
-  means stored (if storing fails the handler's response is replaced by a 503). Queued tasks
+* ``await holder.flush()`` when the app sends ``http.response.start``, before that message
+  goes on: queued tasks are written to their backend in one batch, so a response that says
+  "queued" means stored (if storing fails the response is replaced by a 503). Queued tasks
   added after that point (while a streamed body is produced) are stored at once;
 * ``holder.release()`` when the ASGI call ends, the response sent: held background tasks
   start on their manager's task group;
