@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Router as StarletteRouter
@@ -161,3 +162,38 @@ def test_a_handler_may_catch_the_refusal_and_keep_what_it_holds() -> None:
     assert seen["peak"] == 50
     assert statuses == {TaskStatus.SUCCEEDED}
     assert after.json() == {"added": 40}  # held tasks released: room again
+
+
+def test_a_handler_may_await_the_refs_it_added(tmp_path: Path) -> None:
+    """status / wait / cancel inside the handler store the request's batch on demand (they
+    used to wait for the end of the handler: a deadlock); later tasks form a new batch,
+    stored before the response starts, or dropped if the handler then raises."""
+    db = tmp_path / "queue.db"
+    app = QakeAPI(queue_url=f"sqlite:///{db}")
+
+    @app.post("/now")
+    async def now(fail: bool = False, tasks: QueuedTasks = Inject(QueuedTasks)) -> Any:
+        with anyio.fail_after(30):
+            first = tasks.add_task(_queue_tasks.echo, "first")
+            seen = [(await first.status()).value]
+            seen.append((await first.wait(timeout=30)).status.value)
+            later = tasks.add_task(_queue_tasks.echo, "later", delay=600)
+            seen.append((await later.cancel("changed my mind")).status.value)
+            tasks.add_task(_queue_tasks.echo, "last", delay=600)
+        if fail:
+            raise RuntimeError("after storing")
+        return seen
+
+    with TestClient(app) as client:
+        response = client.post("/now")
+        assert response.status_code == 200
+        first_status, *rest = response.json()
+        assert first_status in ("pending", "running", "succeeded")
+        assert rest == ["succeeded", "cancelled"]
+        assert client.post("/now?fail=true").status_code == 500
+    with sqlite3.connect(db) as conn:
+        rows = [(args, status) for args, status in
+                conn.execute("SELECT args, status FROM tasks ORDER BY created_at")]
+    assert [(a.split('"')[1], s) for a, s in rows] == [
+        ("first", "succeeded"), ("later", "cancelled"), ("last", "pending"),
+        ("first", "succeeded"), ("later", "cancelled")]

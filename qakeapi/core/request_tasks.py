@@ -92,6 +92,12 @@ class RequestTasks:
             self.must_flush = True
         return found  # type: ignore[return-value]
 
+    def detach(self, key: object) -> None:
+        """Forget the participant under ``key`` (it stored its tasks early, on demand): the
+        next task the request adds for ``key`` starts a new one."""
+        if self._participants is not None:
+            self._participants.pop(key, None)
+
     async def flush(self) -> None:
         """Store what the participants hold (raises what storing raised)."""
         self.must_flush = False

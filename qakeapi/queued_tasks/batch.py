@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ..core.request_tasks import current_request_tasks
 from ..exceptions import TaskCancelledError
 from ..types import TaskRecord
 
@@ -52,22 +53,36 @@ class Batch:
 
 
 class RequestBatch(Batch):
-    """The tasks one request added: stored before its response starts, or dropped."""
+    """The tasks one request added: stored before its response starts, or dropped.
 
-    __slots__ = ("queue",)
+    Awaiting one of its refs inside the request (``status``, ``wait``, ``cancel``...) stores
+    the batch at once instead of waiting for the response; tasks the request adds after
+    that form a new batch."""
+
+    __slots__ = ("holder", "queue", "storing")
 
     def __init__(self, queue: QueuedTasks) -> None:
         super().__init__()
         self.queue = queue
+        self.holder = current_request_tasks.get()
+        self.storing = False
 
     async def flush(self) -> None:
-        if self.records and not self.done:
+        if self.records and not self.storing and not self.done:
+            self.storing = True
             await self.queue._store(self)
+
+    async def wait_stored(self) -> None:
+        holder = self.holder
+        if not self.storing and holder is not None and holder.open and holder.holds_queued:
+            holder.detach(self.queue)
+            await self.flush()
+        await super().wait_stored()
 
     def release(self) -> None:
         return None
 
     def drop(self, reason: str) -> None:
-        if self.records and not self.done:
+        if self.records and not self.storing and not self.done:
             logger.warning("%d queued task(s) not stored: %s", len(self.records), reason)
             self.settle(None, TaskCancelledError(f"not queued: {reason}"))
