@@ -111,6 +111,8 @@ class TaskMiddleware:
         finally:
             holder.release()
             current_request_tasks.reset(token)
+        if holder.inline:
+            await holder.run_inline()
 
 
 @asynccontextmanager

@@ -29,6 +29,7 @@ import anyio.abc
 from ..constants import OPTION_MAX_RETRIES
 from ..exceptions import ManagerNotRunning, TaskWaitTimeout, TooManyPendingTasks
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskRecord, TaskStatus
+from ._inline_tasks import run_after_response
 from .background_jobs import DESCRIPTIONS, Job, Runner, TaskTable, describe_cached
 from .background_settings import BackgroundSettings
 from .errors import single_exception
@@ -513,8 +514,10 @@ async def add_background_task(
     handler raises); elsewhere it starts now. ``timeout``, ``retries`` and ``task_kwargs``
     are options (see :meth:`BackgroundTaskManager.add_task`)."""
     manager = BackgroundTaskManager._instance or BackgroundTaskManager()
-    job = manager._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
     holder = current_request_tasks.get()
+    if not manager._accepting and holder is not None and holder.open:
+        return run_after_response(holder, fn, args, kwargs, timeout, retries, task_kwargs)
+    job = manager._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
     if holder is None or not holder.open:
         await manager._submit(job)
         return job.id

@@ -10,7 +10,10 @@ drives it:
   added after that point (while a streamed body is produced) are stored at once;
 * ``holder.release()`` when the ASGI call ends, the response sent: held background tasks
   start on their manager's task group;
-* ``holder.drop(reason)`` when the handler raised: nothing held is started or stored.
+* ``holder.drop(reason)`` when the handler raised: nothing held is started or stored;
+* ``await holder.run_inline()`` after ``release``, still inside the ASGI call: background
+  tasks added while no manager ran (an app served without its lifespan) run there, one after
+  the other, as Starlette runs its own background tasks.
 
 Queued tasks join the request with :meth:`RequestTasks.participant`, once per queue; the
 participant implements :class:`RequestParticipant`. Background tasks, the hot path, go into
@@ -20,7 +23,7 @@ one plain list (:attr:`RequestTasks.held`) that their manager starts or drops as
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -65,6 +68,8 @@ class RequestTasks:
     held: list[Any] | None = None
     """Background tasks held for :attr:`held_owner`."""
     held_owner: HeldTaskOwner | None = None
+    inline: list[Callable[[], Awaitable[None]]] | None = None
+    """Background tasks added while no manager ran: run by :meth:`run_inline`."""
     held_total: ClassVar[int] = 0
     """Background tasks held by every open request of the process: they count against the
     manager's ``max_pending`` with its pending queue."""
@@ -80,6 +85,21 @@ class RequestTasks:
         else:
             raise RuntimeError("background tasks of two managers in one request")
         RequestTasks.held_total += 1
+
+    def run_after_response(self, call: Callable[[], Awaitable[None]]) -> None:
+        """Run ``call`` once the response has been sent, inside the request's ASGI call."""
+        if self.inline is None:
+            self.inline = []
+        self.inline.append(call)
+
+    async def run_inline(self) -> None:
+        """Run (in order) what :meth:`run_after_response` kept, unless the request failed."""
+        calls, self.inline = self.inline, None
+        for call in calls or ():
+            try:
+                await call()
+            except Exception:
+                logger.exception("a background task run after the response failed")
 
     def participant(self, key: object, factory: Callable[[], P]) -> P:
         """The participant registered under ``key``, created by ``factory`` on first use."""
@@ -129,6 +149,9 @@ class RequestTasks:
         if not self.open:
             return
         self.open = self.holds_queued = False
+        if self.inline:
+            logger.warning("%d background task(s) not run: %s", len(self.inline), reason)
+            self.inline = None
         if self.held is not None and self.held_owner is not None:
             RequestTasks.held_total -= len(self.held)
             try:

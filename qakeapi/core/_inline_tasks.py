@@ -1,0 +1,67 @@
+"""Background tasks of an app served without its lifespan: run after the response.
+
+FastAPI's ``TestClient(app)`` without ``with``, or an app whose server skips the lifespan,
+never starts the :class:`~qakeapi.core.background.BackgroundTaskManager`. Rather than fail
+the request, ``add_background_task`` then keeps the call on the request's
+:class:`~qakeapi.core.request_tasks.RequestTasks`, and the task middleware runs it once the
+response has been sent, inside the same ASGI call, as Starlette runs its own background
+tasks: one after the other, once, with the ``timeout`` honoured and no record kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .background_jobs import describe_cached
+from .options import check_count, check_seconds, check_task_kwargs
+from .request_tasks import RequestTasks
+
+__all__ = ["run_after_response"]
+
+logger = logging.getLogger("qakeapi.tasks")
+
+_ids = itertools.count(1)
+_warned = False
+
+WARNING = (
+    "the background task manager is not running (the app is served without its lifespan, "
+    "e.g. TestClient(app) without `with`): background tasks run after the response inside "
+    "the request, one at a time, without retries or records. Run the app's lifespan "
+    "(`with TestClient(app) as client:`, or a server with lifespan on) to run them on the "
+    "manager."
+)
+
+
+def run_after_response(holder: RequestTasks, fn: Callable[..., Any], args: tuple[Any, ...],
+                       kwargs: dict[str, Any], timeout: float | None, retries: int,
+                       task_kwargs: Mapping[str, Any] | None) -> str:
+    """Keep ``fn(*args, **kwargs)`` on ``holder`` to run after the response; its id."""
+    global _warned
+    if not callable(fn):
+        raise TypeError(f"a background task must be callable, got {fn!r}")
+    seconds = check_seconds("timeout", timeout) if timeout is not None else 0.0
+    check_count("retries", retries)
+    if task_kwargs is not None:
+        kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
+    if not _warned:
+        _warned = True
+        logger.warning(WARNING)
+    name, is_async = describe_cached(fn)
+    call = functools.partial(fn, *args, **kwargs)
+
+    async def run() -> None:
+        with anyio.fail_after(seconds or None):
+            if is_async:
+                await call()
+            else:
+                await anyio.to_thread.run_sync(call)
+
+    holder.run_after_response(run)
+    return f"inline-{next(_ids)}-{name}"
