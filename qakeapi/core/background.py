@@ -515,7 +515,7 @@ async def add_background_task(
     are options (see :meth:`BackgroundTaskManager.add_task`)."""
     manager = BackgroundTaskManager._instance or BackgroundTaskManager()
     holder = current_request_tasks.get()
-    if not manager._accepting and holder is not None and holder.open:
+    if not manager._users and holder is not None and holder.open:  # no lifespan ran
         return run_after_response(holder, fn, args, kwargs, timeout, retries, task_kwargs)
     job = manager._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
     if holder is None or not holder.open:
