@@ -194,3 +194,17 @@ def test_fastapi_dependency_drops_tasks_of_an_http_exception(tmp_path: Path) -> 
         assert httpx.post(f"{url}/created", timeout=10).status_code == 200
     rows = stored_rows(db)
     assert len(rows) == 1 and "created" in rows[0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_handler_may_await_the_ref_it_added(kind: str, tmp_path: Path) -> None:
+    queue = QueuedTasks(f"sqlite:///{tmp_path / 'q.db'}")
+
+    async def now(request: Request) -> JSONResponse:
+        with anyio.fail_after(30):
+            ref = queue.add_task(_queue_tasks.echo, "now", delay=600)
+            status = await ref.status()
+        return JSONResponse({"status": status.value})
+
+    with serve(build(kind, queue, {"/now": now})) as url:
+        assert httpx.post(f"{url}/now", timeout=40).json() == {"status": "pending"}
