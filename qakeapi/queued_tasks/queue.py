@@ -30,13 +30,13 @@ from ..core.options import (
     check_task_kwargs,
 )
 from ..core.request_tasks import current_request_tasks
-from ..exceptions import MissingParentError, QueueError
+from ..exceptions import MissingParentError, QueueError, SerializationError
 from ..types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
 from .backends import QueueStorage, open_storage
 from .batch import Batch, RequestBatch
 from .ref import TaskRef
 from .registry import TaskOptions, TaskRegistry, task_name
-from .serialization import encode_call
+from .serialization import TAG, encode, encode_call
 from .settings import QueueSettings
 
 if TYPE_CHECKING:
@@ -49,7 +49,8 @@ logger = logging.getLogger("qakeapi.queue")
 F = TypeVar("F", bound=Callable[..., Any])
 
 RESERVED_OPTIONS = frozenset(
-    {"parent", "delay", "priority", "max_retries", "timeout", "unique_key", "task_kwargs"}
+    {"parent", "delay", "priority", "max_retries", "timeout", "unique_key", "task_kwargs",
+     "context"}
 )
 """Keyword names ``add_task`` keeps for itself; a task's own go through ``task_kwargs``."""
 
@@ -63,6 +64,31 @@ def _exception_classes(value: Iterable[type[BaseException]]) -> tuple[type[BaseE
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise TypeError(f"no_retry_on must hold exception classes, got {item!r}")
     return classes
+
+
+def _check_context(value: object) -> dict[str, Any]:
+    """``context=``: a mapping of names to JSON data, as ``get_context`` reads it back."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"context must be a mapping of names to JSON data, got {value!r}")
+    encoded: dict[str, Any] = encode(dict(value), "context")
+    _refuse_tagged(encoded, "context")
+    return encoded
+
+
+def _refuse_tagged(value: Any, path: str) -> None:
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_tagged(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        if TAG in value:
+            raise SerializationError(
+                f"{path}: a {value[TAG]} can't be stored in context; context takes JSON data "
+                f"(dict, list, str, int, float, bool, None) — pass it as text")
+        for key, item in value.items():
+            if not key or "." in key:
+                raise ValueError(f"{path}: key {key!r} must be a non-empty name without dots "
+                                 f"(nest dicts instead: get_context('a.b') reads a['b'])")
+            _refuse_tagged(item, f"{path}[{key!r}]")
 
 
 def _new_id() -> str:
@@ -158,6 +184,7 @@ class QueuedTasks:
         timeout: float | None = None,
         unique_key: str | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> TaskRef:
         """Queue ``fn(*args, **kwargs)``; returns a :class:`TaskRef` at once (not awaited).
@@ -165,10 +192,11 @@ class QueuedTasks:
         Inside a request the task is stored before the response starts; elsewhere at once,
         in the background. Options: ``parent`` (TaskRef, id, or a list: run after they all
         succeeded), ``delay`` seconds, ``priority`` (higher first), ``max_retries``,
-        ``timeout`` seconds, ``unique_key`` (no second pending/running task with this key).
-        A task's own argument named like an option goes in ``task_kwargs``."""
+        ``timeout`` seconds, ``unique_key`` (no second pending/running task with this key),
+        ``context`` (initial values for ``get_context``). A task's own argument named like
+        an option goes in ``task_kwargs``."""
         record = self._build(fn, args, kwargs, parent, delay, priority, max_retries, timeout,
-                             unique_key, task_kwargs)
+                             unique_key, task_kwargs, context)
         holder = current_request_tasks.get()
         if holder is not None and holder.holds_queued:
             batch: Batch = holder.participant(self, lambda: RequestBatch(self))
@@ -188,7 +216,7 @@ class QueuedTasks:
         record = self._build(fn, args, kwargs, options.get("parent"), options.get("delay"),
                              options.get("priority"), options.get("max_retries"),
                              options.get("timeout"), options.get("unique_key"),
-                             options.get("task_kwargs"))
+                             options.get("task_kwargs"), options.get("context"))
         batch = Batch()
         ref = TaskRef(self, record.id, batch)
         batch.records.append(record)
@@ -200,7 +228,8 @@ class QueuedTasks:
     def _build(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                parent: ParentSpec, delay: float | None, priority: int | None,
                max_retries: int | None, timeout: float | None, unique_key: str | None,
-               task_kwargs: Mapping[str, Any] | None) -> TaskRecord:
+               task_kwargs: Mapping[str, Any] | None,
+               context: Mapping[str, Any] | None) -> TaskRecord:
         name = task_name(fn)
         if name.startswith("__main__:") and not self.settings.url.startswith("memory:"):
             raise TypeError(
@@ -218,6 +247,7 @@ class QueuedTasks:
             unique_key = check_key("unique_key", unique_key)
         if task_kwargs is not None:
             kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
+        initial_context = {} if context is None else _check_context(context)
         parents = self._parent_ids(parent)
         registered = self.registry.for_function(fn)
         options = registered.options
@@ -237,6 +267,7 @@ class QueuedTasks:
             run_at=now + delay if delay else None,
             parents=parents,
             unique_key=unique_key,
+            context=initial_context,
         )
 
     def _parent_ids(self, parent: ParentSpec) -> tuple[str, ...]:

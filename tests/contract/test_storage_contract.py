@@ -40,6 +40,16 @@ async def test_enqueue_get_roundtrip(storage: QueueStorage) -> None:
     assert await storage.get("nope") is None
 
 
+async def test_enqueue_keeps_the_initial_context(storage: QueueStorage) -> None:
+    record = rec()
+    record.context = {"tenant": {"id": 7}, "tags": ["a"]}
+    await storage.enqueue([record], now=T0)
+    got = await storage.get(record.id)
+    assert got is not None and got.context == {"tenant": {"id": 7}, "tags": ["a"]}
+    [claimed] = await storage.claim("w1", 1, 30, now=T0)
+    assert claimed.context == {"tenant": {"id": 7}, "tags": ["a"]}
+
+
 async def test_missing_parent_stores_nothing(storage: QueueStorage) -> None:
     first = rec()
     orphan = rec(parents=("no-such-task",))

@@ -191,6 +191,7 @@ class RedisStorage(QueueStorage):
                 "run": _offset(r.run_at, base), "uk": r.unique_key or "",
                 "mr": str(r.max_retries), "parents": list(r.parents),
                 "created": repr(r.created_at),
+                "ctx": json.dumps(r.context) if r.context else "",
             })
         result = await self._run(lua.ENQUEUE, now, json.dumps(payload))
         if result and result[0] == "missing":

@@ -51,7 +51,8 @@ __all__ = [
 ]
 
 # ARGV: prefix, now, records JSON (list of {id, s, priority, due, run, uk, mr, parents,
-#       created}; due and run are offsets from the client's clock, run '' = none)
+#       created, ctx}; due and run are offsets from the client's clock, run '' = none,
+#       ctx '' = empty context)
 #       -> {server now, per record: 'ok', 'cancelled' or 'dup:<id>'}
 #       or {'missing', parent, id}
 ENQUEUE = PRELUDE + """
@@ -97,6 +98,7 @@ for _, r in ipairs(records) do
       'score', -r.priority * 1e10 + due, 'rm', rm,
       'due', due, 'run_at', run_at, 'waiting', waiting, 'mr', r.mr, 'uk', r.uk,
       'parents', table.concat(r.parents, ' '), 'cancel_requested', '0')
+    if r.ctx ~= '' then redis.call('HSET', key, 'context', r.ctx) end
     redis.call('ZADD', P .. ':all', r.created, r.id)
     count('pending', 1)
     if r.uk ~= '' then redis.call('HSET', P .. ':unique', r.uk, r.id) end
