@@ -32,6 +32,7 @@ from ..core.options import (
 from ..core.request_tasks import current_request_tasks
 from ..exceptions import MissingParentError, QueueError, SerializationError
 from ..types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
+from ._before_store import HOOK_OPTIONS, BeforeStoreHook, NewTask, check_hook, run_hooks
 from .backends import QueueStorage, open_storage
 from .batch import Batch, RequestBatch
 from .ref import TaskRef
@@ -116,6 +117,7 @@ class QueuedTasks:
         self._task_group: anyio.abc.TaskGroup | None = None
         self.worker: Worker | None = None
         self._stack: AsyncExitStack | None = None
+        self._before_store: list[BeforeStoreHook] = []
 
     def configure(self, *, url: str | None = None, embedded_worker: bool | None = None,
                   strict: bool | None = None) -> None:
@@ -157,6 +159,12 @@ class QueuedTasks:
         )
         self.registry.register(fn, name=None if name is None else check_key("name", name),
                                options=options)
+
+    def before_store(self, hook: BeforeStoreHook) -> BeforeStoreHook:
+        """Register ``hook(task: NewTask)``, run by ``add_task``/``enqueue`` before the task
+        is checked and stored; it may change the task's arguments, options and context."""
+        self._before_store.append(check_hook(hook))
+        return hook
 
     # -- storage ----------------------------------------------------------------------
     @property
@@ -235,6 +243,18 @@ class QueuedTasks:
             raise TypeError(
                 f"{name} is defined in the script being run (__main__): worker processes "
                 f"can't import it; move it into a module and import it from there")
+        if task_kwargs is not None:
+            kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
+        initial_context = {} if context is None else _check_context(context)
+        if self._before_store:
+            view = NewTask(name, list(args), dict(kwargs), dict(zip(HOOK_OPTIONS, (
+                parent, delay, priority, max_retries, timeout, unique_key), strict=True)),
+                initial_context)
+            run_hooks(self._before_store, view)
+            args, kwargs = tuple(view.args), view.kwargs
+            initial_context = _check_context(view.context)
+            parent, delay, priority, max_retries, timeout, unique_key = (
+                view.options.get(option) for option in HOOK_OPTIONS)
         if delay is not None:
             delay = check_seconds("delay", delay)
         if priority is not None:
@@ -245,9 +265,6 @@ class QueuedTasks:
             timeout = check_seconds("timeout", timeout)
         if unique_key is not None:
             unique_key = check_key("unique_key", unique_key)
-        if task_kwargs is not None:
-            kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
-        initial_context = {} if context is None else _check_context(context)
         parents = self._parent_ids(parent)
         registered = self.registry.for_function(fn)
         options = registered.options
