@@ -238,11 +238,13 @@ class QueuedTasks:
                max_retries: int | None, timeout: float | None, unique_key: str | None,
                task_kwargs: Mapping[str, Any] | None,
                context: Mapping[str, Any] | None) -> TaskRecord:
-        name = task_name(fn)
-        if name.startswith("__main__:") and not self.settings.url.startswith("memory:"):
+        defined_as = task_name(fn)
+        if defined_as.startswith("__main__:") and not self.settings.url.startswith("memory:"):
             raise TypeError(
-                f"{name} is defined in the script being run (__main__): worker processes "
-                f"can't import it; move it into a module and import it from there")
+                f"{defined_as} is defined in the script being run (__main__): worker "
+                f"processes can't import it; move it into a module and import it from there")
+        registered = self.registry.for_function(fn)
+        name = registered.name
         if task_kwargs is not None:
             kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
         initial_context = {} if context is None else _check_context(context)
@@ -266,7 +268,6 @@ class QueuedTasks:
         if unique_key is not None:
             unique_key = check_key("unique_key", unique_key)
         parents = self._parent_ids(parent)
-        registered = self.registry.for_function(fn)
         options = registered.options
         enc_args, enc_kwargs = encode_call(name, args, kwargs)
         now = time.time()
