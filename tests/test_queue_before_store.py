@@ -43,7 +43,7 @@ async def test_a_hook_changes_the_task_before_it_is_stored(queue_url: str  # noq
             5, "abc", {"id": 7})
     assert seen[0] == ("tests._queue_tasks:read_context", ["tenant.id"], {}, {
         "parent": None, "delay": 0, "priority": None, "max_retries": None, "timeout": None,
-        "unique_key": None})
+        "unique_key": None, "auto_remove": None})
     assert [name for name, *_ in seen] == [
         "tests._queue_tasks:read_context", "tests._queue_tasks:add",
         "tests._queue_tasks:read_context"]

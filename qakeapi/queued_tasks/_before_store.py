@@ -15,7 +15,8 @@ from typing import Any
 
 __all__ = ["HOOK_OPTIONS", "BeforeStoreHook", "NewTask", "check_hook", "run_hooks"]
 
-HOOK_OPTIONS = ("parent", "delay", "priority", "max_retries", "timeout", "unique_key")
+HOOK_OPTIONS = ("parent", "delay", "priority", "max_retries", "timeout", "unique_key",
+                "auto_remove")
 """The options a hook sees (and may set) in ``NewTask.options``."""
 
 

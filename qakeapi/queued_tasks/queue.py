@@ -24,6 +24,7 @@ import anyio.abc
 from ..core.errors import single_exception
 from ..core.options import (
     check_count,
+    check_flag,
     check_key,
     check_priority,
     check_seconds,
@@ -51,7 +52,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 RESERVED_OPTIONS = frozenset(
     {"parent", "delay", "priority", "max_retries", "timeout", "unique_key", "task_kwargs",
-     "context"}
+     "context", "auto_remove"}
 )
 """Keyword names ``add_task`` keeps for itself; a task's own go through ``task_kwargs``."""
 
@@ -137,12 +138,13 @@ class QueuedTasks:
     def task(self, fn: F | None = None, *, name: str | None = None,
              max_retries: int | None = None, timeout: float | None = None,
              priority: int | None = None,
-             no_retry_on: Iterable[type[BaseException]] = ()) -> Any:
+             no_retry_on: Iterable[type[BaseException]] = (),
+             auto_remove: bool | None = None) -> Any:
         """Register a task function with defaults: ``@tasks.task(no_retry_on=(AuthError,))``."""
 
         def decorator(func: F) -> F:
             self.register(func, name=name, max_retries=max_retries, timeout=timeout,
-                          priority=priority, no_retry_on=no_retry_on)
+                          priority=priority, no_retry_on=no_retry_on, auto_remove=auto_remove)
             return func
 
         return decorator(fn) if fn is not None else decorator
@@ -150,12 +152,14 @@ class QueuedTasks:
     def register(self, fn: Callable[..., Any], *, name: str | None = None,
                  max_retries: int | None = None, timeout: float | None = None,
                  priority: int | None = None,
-                 no_retry_on: Iterable[type[BaseException]] = ()) -> None:
+                 no_retry_on: Iterable[type[BaseException]] = (),
+                 auto_remove: bool | None = None) -> None:
         options = TaskOptions(
             None if max_retries is None else check_count("max_retries", max_retries),
             None if timeout is None else check_seconds("timeout", timeout),
             None if priority is None else check_priority(priority),
             _exception_classes(no_retry_on),
+            None if auto_remove is None else check_flag("auto_remove", auto_remove),
         )
         self.registry.register(fn, name=None if name is None else check_key("name", name),
                                options=options)
@@ -193,6 +197,7 @@ class QueuedTasks:
         unique_key: str | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         context: Mapping[str, Any] | None = None,
+        auto_remove: bool | None = None,
         **kwargs: Any,
     ) -> TaskRef:
         """Queue ``fn(*args, **kwargs)``; returns a :class:`TaskRef` at once (not awaited).
@@ -201,10 +206,11 @@ class QueuedTasks:
         in the background. Options: ``parent`` (TaskRef, id, or a list: run after they all
         succeeded), ``delay`` seconds, ``priority`` (higher first), ``max_retries``,
         ``timeout`` seconds, ``unique_key`` (no second pending/running task with this key),
-        ``context`` (initial values for ``get_context``). A task's own argument named like
-        an option goes in ``task_kwargs``."""
+        ``context`` (initial values for ``get_context``), ``auto_remove`` (delete the record
+        when the task succeeds). A task's own argument named like an option goes in
+        ``task_kwargs``."""
         record = self._build(fn, args, kwargs, parent, delay, priority, max_retries, timeout,
-                             unique_key, task_kwargs, context)
+                             unique_key, task_kwargs, context, auto_remove)
         holder = current_request_tasks.get()
         if holder is not None and holder.holds_queued:
             batch: Batch = holder.participant(self, lambda: RequestBatch(self))
@@ -224,7 +230,8 @@ class QueuedTasks:
         record = self._build(fn, args, kwargs, options.get("parent"), options.get("delay"),
                              options.get("priority"), options.get("max_retries"),
                              options.get("timeout"), options.get("unique_key"),
-                             options.get("task_kwargs"), options.get("context"))
+                             options.get("task_kwargs"), options.get("context"),
+                             options.get("auto_remove"))
         batch = Batch()
         ref = TaskRef(self, record.id, batch)
         batch.records.append(record)
@@ -237,7 +244,8 @@ class QueuedTasks:
                parent: ParentSpec, delay: float | None, priority: int | None,
                max_retries: int | None, timeout: float | None, unique_key: str | None,
                task_kwargs: Mapping[str, Any] | None,
-               context: Mapping[str, Any] | None) -> TaskRecord:
+               context: Mapping[str, Any] | None,
+               auto_remove: bool | None) -> TaskRecord:
         defined_as = task_name(fn)
         if defined_as.startswith("__main__:") and not self.settings.url.startswith("memory:"):
             raise TypeError(
@@ -250,12 +258,12 @@ class QueuedTasks:
         initial_context = {} if context is None else _check_context(context)
         if self._before_store:
             view = NewTask(name, list(args), dict(kwargs), dict(zip(HOOK_OPTIONS, (
-                parent, delay, priority, max_retries, timeout, unique_key), strict=True)),
-                initial_context)
+                parent, delay, priority, max_retries, timeout, unique_key, auto_remove),
+                strict=True)), initial_context)
             run_hooks(self._before_store, view)
             args, kwargs = tuple(view.args), view.kwargs
             initial_context = _check_context(view.context)
-            parent, delay, priority, max_retries, timeout, unique_key = (
+            parent, delay, priority, max_retries, timeout, unique_key, auto_remove = (
                 view.options.get(option) for option in HOOK_OPTIONS)
         if delay is not None:
             delay = check_seconds("delay", delay)
@@ -267,6 +275,8 @@ class QueuedTasks:
             timeout = check_seconds("timeout", timeout)
         if unique_key is not None:
             unique_key = check_key("unique_key", unique_key)
+        if auto_remove is not None:
+            auto_remove = check_flag("auto_remove", auto_remove)
         parents = self._parent_ids(parent)
         options = registered.options
         enc_args, enc_kwargs = encode_call(name, args, kwargs)
@@ -286,6 +296,7 @@ class QueuedTasks:
             parents=parents,
             unique_key=unique_key,
             context=initial_context,
+            auto_remove=bool(options.auto_remove) if auto_remove is None else auto_remove,
         )
 
     def _parent_ids(self, parent: ParentSpec) -> tuple[str, ...]:
