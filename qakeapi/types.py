@@ -260,6 +260,8 @@ class TaskRecord:
     lease_expires_at: float | None = None
     cancel_reason: str | None = None
     cancel_requested: bool = False
+    auto_remove: bool = False
+    """Delete the record when the task succeeds (unless other tasks depend on it)."""
 
     @property
     def is_terminal(self) -> bool:
@@ -295,6 +297,7 @@ class TaskRecord:
             "lease_expires_at": self.lease_expires_at,
             "cancel_reason": self.cancel_reason,
             "cancel_requested": self.cancel_requested,
+            "auto_remove": self.auto_remove,
         }
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -336,6 +339,7 @@ class TaskRecord:
             lease_expires_at=_opt_time(data.get("lease_expires_at"), "lease_expires_at"),
             cancel_reason=_opt_text(data.get("cancel_reason"), "cancel_reason"),
             cancel_requested=_flag(_get(data, "cancel_requested", False), "cancel_requested"),
+            auto_remove=_flag(_get(data, "auto_remove", False), "auto_remove"),
         )
 
 

@@ -149,3 +149,8 @@ def sleep_in_thread(seconds: float, gate: str = "") -> None:
             time.sleep(seconds)
     finally:
         gauge.leave()
+
+
+def read_context(key: str) -> Any:
+    set_context("seen", True)
+    return get_context(key)

@@ -274,3 +274,13 @@ def test_events_example() -> None:
     record = TaskRecord(id="1", name="m:f", error=TaskErrorInfo("E", "boom"))
     anyio.run(ns["app"].emit, "task:failed", record)
     assert ns["failures"] == ["m:f failed: boom"]
+
+
+@pytest.mark.anyio
+async def test_before_store_hook_adds_the_tenant() -> None:
+    ns = namespace()
+    exec(block("def add_tenant"), ns)
+    ns["tenant_id"].set(42)
+    async with ns["tasks"] as tasks:
+        ref = tasks.add_task(ns["send_report"], 3)
+        assert await ref.result(10) == {"report": 3, "tenant": 42}

@@ -24,6 +24,8 @@ from qakeapi.types import TaskRecord, TaskStatus
 
 from . import _queue_tasks as t
 from ._processes import env_for, stop
+from ._redis import redis_queue_url
+from .test_queue import fast_settings
 
 NOT_OURS = "not a task of this application"
 
@@ -180,6 +182,28 @@ async def test_strict_queue_refuses_unregistered_add_task(tmp_path: Path) -> Non
             tasks.add_task(t.multiply, 2, 3)
         tasks.register(t.add)
         assert await tasks.add_task(t.add, 2, 3).result(10) == 5
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
+async def test_a_task_is_stored_and_run_under_its_registered_name(backend: str,
+                                                                  tmp_path: Path) -> None:
+    with redis_queue_url() as redis_url:
+        url = {"memory": "memory://", "sqlite": f"sqlite:///{tmp_path}/queue.db",
+               "redis": redis_url}[backend]
+        await run_under_registered_names(url)
+
+
+async def run_under_registered_names(url: str) -> None:
+    async with QueuedTasks(settings=fast_settings(url), strict=True) as tasks:
+        tasks.register(t.multiply, name="math.multiply")
+        tasks.task(name="tests.echo")(t.echo)
+        product = tasks.add_task(t.multiply, 6, 7)
+        echoed = await tasks.enqueue(t.echo, "x")
+        assert (await product.result(10), await echoed.result(10)) == (42, "x")
+        assert [(await product.record()).name, (await echoed.record()).name] == [
+            "math.multiply", "tests.echo"]
+        assert tasks.registry.resolve("math.multiply").fn is t.multiply
 
 
 def start_worker(directory: Path, url: str, **env: str) -> subprocess.Popen[bytes]:

@@ -96,6 +96,7 @@ class Job(TaskRecord):
         self.lease_expires_at = None
         self.cancel_reason = None
         self.cancel_requested = False
+        self.auto_remove = False
         self.fn = fn
         self.is_async = is_async
         self.done: anyio.Event | None = None

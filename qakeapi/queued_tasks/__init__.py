@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from ..exceptions import NoRetry, Retry
+from ._before_store import NewTask
 from .context import get_context, getLogger, set_context
 from .queue import RESERVED_OPTIONS, QueuedTasks
 from .ref import TaskRef
@@ -15,6 +16,7 @@ from .settings import QueueSettings
 
 __all__ = [
     "RESERVED_OPTIONS",
+    "NewTask",
     "NoRetry",
     "QueueSettings",
     "QueuedTasks",

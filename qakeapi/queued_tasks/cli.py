@@ -168,9 +168,11 @@ async def _run_worker(app_path: str, url: str | None, concurrency: int | None) -
     app = load_app(app_path)
     async with app.lifespan():
         worker = Worker(tasks, concurrency=concurrency)
-        click.echo(f"worker {worker.id}: {tasks.settings.url}, concurrency "
-                   f"{worker.concurrency}", err=True)
         async with anyio.create_task_group() as tg:
+
+            async def run(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+                await worker.run(task_status=task_status)
+                tg.cancel_scope.cancel()
 
             async def on_signals() -> None:
                 first: float | None = None
@@ -187,8 +189,9 @@ async def _run_worker(app_path: str, url: str | None, concurrency: int | None) -
                             return
 
             tg.start_soon(on_signals)
-            await worker.run()
-            tg.cancel_scope.cancel()
+            await tg.start(run)
+            click.echo(f"worker {worker.id}: {tasks.settings.url}, concurrency "
+                       f"{worker.concurrency}", err=True)
 
 
 def _supervise(app_path: str, url: str | None, workers: int, concurrency: int | None) -> int:

@@ -24,19 +24,21 @@ import anyio.abc
 from ..core.errors import single_exception
 from ..core.options import (
     check_count,
+    check_flag,
     check_key,
     check_priority,
     check_seconds,
     check_task_kwargs,
 )
 from ..core.request_tasks import current_request_tasks
-from ..exceptions import MissingParentError, QueueError
+from ..exceptions import MissingParentError, QueueError, SerializationError
 from ..types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
+from ._before_store import HOOK_OPTIONS, BeforeStoreHook, NewTask, check_hook, run_hooks
 from .backends import QueueStorage, open_storage
 from .batch import Batch, RequestBatch
 from .ref import TaskRef
 from .registry import TaskOptions, TaskRegistry, task_name
-from .serialization import encode_call
+from .serialization import TAG, encode, encode_call
 from .settings import QueueSettings
 
 if TYPE_CHECKING:
@@ -49,7 +51,8 @@ logger = logging.getLogger("qakeapi.queue")
 F = TypeVar("F", bound=Callable[..., Any])
 
 RESERVED_OPTIONS = frozenset(
-    {"parent", "delay", "priority", "max_retries", "timeout", "unique_key", "task_kwargs"}
+    {"parent", "delay", "priority", "max_retries", "timeout", "unique_key", "task_kwargs",
+     "context", "auto_remove"}
 )
 """Keyword names ``add_task`` keeps for itself; a task's own go through ``task_kwargs``."""
 
@@ -63,6 +66,31 @@ def _exception_classes(value: Iterable[type[BaseException]]) -> tuple[type[BaseE
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise TypeError(f"no_retry_on must hold exception classes, got {item!r}")
     return classes
+
+
+def _check_context(value: object) -> dict[str, Any]:
+    """``context=``: a mapping of names to JSON data, as ``get_context`` reads it back."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"context must be a mapping of names to JSON data, got {value!r}")
+    encoded: dict[str, Any] = encode(dict(value), "context")
+    _refuse_tagged(encoded, "context")
+    return encoded
+
+
+def _refuse_tagged(value: Any, path: str) -> None:
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_tagged(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        if TAG in value:
+            raise SerializationError(
+                f"{path}: a {value[TAG]} can't be stored in context; context takes JSON data "
+                f"(dict, list, str, int, float, bool, None) — pass it as text")
+        for key, item in value.items():
+            if not key or "." in key:
+                raise ValueError(f"{path}: key {key!r} must be a non-empty name without dots "
+                                 f"(nest dicts instead: get_context('a.b') reads a['b'])")
+            _refuse_tagged(item, f"{path}[{key!r}]")
 
 
 def _new_id() -> str:
@@ -90,6 +118,7 @@ class QueuedTasks:
         self._task_group: anyio.abc.TaskGroup | None = None
         self.worker: Worker | None = None
         self._stack: AsyncExitStack | None = None
+        self._before_store: list[BeforeStoreHook] = []
 
     def configure(self, *, url: str | None = None, embedded_worker: bool | None = None,
                   strict: bool | None = None) -> None:
@@ -109,12 +138,13 @@ class QueuedTasks:
     def task(self, fn: F | None = None, *, name: str | None = None,
              max_retries: int | None = None, timeout: float | None = None,
              priority: int | None = None,
-             no_retry_on: Iterable[type[BaseException]] = ()) -> Any:
+             no_retry_on: Iterable[type[BaseException]] = (),
+             auto_remove: bool | None = None) -> Any:
         """Register a task function with defaults: ``@tasks.task(no_retry_on=(AuthError,))``."""
 
         def decorator(func: F) -> F:
             self.register(func, name=name, max_retries=max_retries, timeout=timeout,
-                          priority=priority, no_retry_on=no_retry_on)
+                          priority=priority, no_retry_on=no_retry_on, auto_remove=auto_remove)
             return func
 
         return decorator(fn) if fn is not None else decorator
@@ -122,15 +152,23 @@ class QueuedTasks:
     def register(self, fn: Callable[..., Any], *, name: str | None = None,
                  max_retries: int | None = None, timeout: float | None = None,
                  priority: int | None = None,
-                 no_retry_on: Iterable[type[BaseException]] = ()) -> None:
+                 no_retry_on: Iterable[type[BaseException]] = (),
+                 auto_remove: bool | None = None) -> None:
         options = TaskOptions(
             None if max_retries is None else check_count("max_retries", max_retries),
             None if timeout is None else check_seconds("timeout", timeout),
             None if priority is None else check_priority(priority),
             _exception_classes(no_retry_on),
+            None if auto_remove is None else check_flag("auto_remove", auto_remove),
         )
         self.registry.register(fn, name=None if name is None else check_key("name", name),
                                options=options)
+
+    def before_store(self, hook: BeforeStoreHook) -> BeforeStoreHook:
+        """Register ``hook(task: NewTask)``, run by ``add_task``/``enqueue`` before the task
+        is checked and stored; it may change the task's arguments, options and context."""
+        self._before_store.append(check_hook(hook))
+        return hook
 
     # -- storage ----------------------------------------------------------------------
     @property
@@ -158,6 +196,8 @@ class QueuedTasks:
         timeout: float | None = None,
         unique_key: str | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        auto_remove: bool | None = None,
         **kwargs: Any,
     ) -> TaskRef:
         """Queue ``fn(*args, **kwargs)``; returns a :class:`TaskRef` at once (not awaited).
@@ -165,10 +205,12 @@ class QueuedTasks:
         Inside a request the task is stored before the response starts; elsewhere at once,
         in the background. Options: ``parent`` (TaskRef, id, or a list: run after they all
         succeeded), ``delay`` seconds, ``priority`` (higher first), ``max_retries``,
-        ``timeout`` seconds, ``unique_key`` (no second pending/running task with this key).
-        A task's own argument named like an option goes in ``task_kwargs``."""
+        ``timeout`` seconds, ``unique_key`` (no second pending/running task with this key),
+        ``context`` (initial values for ``get_context``), ``auto_remove`` (delete the record
+        when the task succeeds). A task's own argument named like an option goes in
+        ``task_kwargs``."""
         record = self._build(fn, args, kwargs, parent, delay, priority, max_retries, timeout,
-                             unique_key, task_kwargs)
+                             unique_key, task_kwargs, context, auto_remove)
         holder = current_request_tasks.get()
         if holder is not None and holder.holds_queued:
             batch: Batch = holder.participant(self, lambda: RequestBatch(self))
@@ -188,7 +230,8 @@ class QueuedTasks:
         record = self._build(fn, args, kwargs, options.get("parent"), options.get("delay"),
                              options.get("priority"), options.get("max_retries"),
                              options.get("timeout"), options.get("unique_key"),
-                             options.get("task_kwargs"))
+                             options.get("task_kwargs"), options.get("context"),
+                             options.get("auto_remove"))
         batch = Batch()
         ref = TaskRef(self, record.id, batch)
         batch.records.append(record)
@@ -200,12 +243,28 @@ class QueuedTasks:
     def _build(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                parent: ParentSpec, delay: float | None, priority: int | None,
                max_retries: int | None, timeout: float | None, unique_key: str | None,
-               task_kwargs: Mapping[str, Any] | None) -> TaskRecord:
-        name = task_name(fn)
-        if name.startswith("__main__:") and not self.settings.url.startswith("memory:"):
+               task_kwargs: Mapping[str, Any] | None,
+               context: Mapping[str, Any] | None,
+               auto_remove: bool | None) -> TaskRecord:
+        defined_as = task_name(fn)
+        if defined_as.startswith("__main__:") and not self.settings.url.startswith("memory:"):
             raise TypeError(
-                f"{name} is defined in the script being run (__main__): worker processes "
-                f"can't import it; move it into a module and import it from there")
+                f"{defined_as} is defined in the script being run (__main__): worker "
+                f"processes can't import it; move it into a module and import it from there")
+        registered = self.registry.for_function(fn)
+        name = registered.name
+        if task_kwargs is not None:
+            kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
+        initial_context = {} if context is None else _check_context(context)
+        if self._before_store:
+            view = NewTask(name, list(args), dict(kwargs), dict(zip(HOOK_OPTIONS, (
+                parent, delay, priority, max_retries, timeout, unique_key, auto_remove),
+                strict=True)), initial_context)
+            run_hooks(self._before_store, view)
+            args, kwargs = tuple(view.args), view.kwargs
+            initial_context = _check_context(view.context)
+            parent, delay, priority, max_retries, timeout, unique_key, auto_remove = (
+                view.options.get(option) for option in HOOK_OPTIONS)
         if delay is not None:
             delay = check_seconds("delay", delay)
         if priority is not None:
@@ -216,10 +275,9 @@ class QueuedTasks:
             timeout = check_seconds("timeout", timeout)
         if unique_key is not None:
             unique_key = check_key("unique_key", unique_key)
-        if task_kwargs is not None:
-            kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
+        if auto_remove is not None:
+            auto_remove = check_flag("auto_remove", auto_remove)
         parents = self._parent_ids(parent)
-        registered = self.registry.for_function(fn)
         options = registered.options
         enc_args, enc_kwargs = encode_call(name, args, kwargs)
         now = time.time()
@@ -237,6 +295,8 @@ class QueuedTasks:
             run_at=now + delay if delay else None,
             parents=parents,
             unique_key=unique_key,
+            context=initial_context,
+            auto_remove=bool(options.auto_remove) if auto_remove is None else auto_remove,
         )
 
     def _parent_ids(self, parent: ParentSpec) -> tuple[str, ...]:

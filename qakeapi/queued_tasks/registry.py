@@ -43,6 +43,7 @@ class TaskOptions:
     timeout: float | None = None
     priority: int | None = None
     no_retry_on: tuple[type[BaseException], ...] = ()
+    auto_remove: bool | None = None
 
 
 @dataclass(slots=True, frozen=True)

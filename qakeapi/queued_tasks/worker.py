@@ -89,6 +89,8 @@ class Worker:
                   ) -> None:
         storage = self.queue.storage
         try:
+            await self._retrying("register worker",
+                                 lambda: storage.register_worker(self._info()), attempts=3)
             async with anyio.create_task_group() as service:
                 service.start_soon(self._listen)
                 service.start_soon(self._heartbeat_loop)

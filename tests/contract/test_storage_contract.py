@@ -40,6 +40,16 @@ async def test_enqueue_get_roundtrip(storage: QueueStorage) -> None:
     assert await storage.get("nope") is None
 
 
+async def test_enqueue_keeps_the_initial_context(storage: QueueStorage) -> None:
+    record = rec()
+    record.context = {"tenant": {"id": 7}, "tags": ["a"]}
+    await storage.enqueue([record], now=T0)
+    got = await storage.get(record.id)
+    assert got is not None and got.context == {"tenant": {"id": 7}, "tags": ["a"]}
+    [claimed] = await storage.claim("w1", 1, 30, now=T0)
+    assert claimed.context == {"tenant": {"id": 7}, "tags": ["a"]}
+
+
 async def test_missing_parent_stores_nothing(storage: QueueStorage) -> None:
     first = rec()
     orphan = rec(parents=("no-such-task",))
@@ -139,6 +149,39 @@ async def test_finish_success_stores_result_and_releases_children(storage: Queue
     assert got is not None
     assert (got.status, got.result, got.context, list(got.logs), got.finished_at) == (
         TaskStatus.SUCCEEDED, {"ok": True}, {"progress": 100}, ["done"], T0 + 1)
+    assert await claim_ids(storage, now=T0 + 1) == [child.id]
+
+
+async def test_auto_remove_deletes_a_task_that_succeeded(storage: QueueStorage) -> None:
+    gone, failing, kept = rec(), rec(), rec()
+    gone.auto_remove = failing.auto_remove = True
+    await storage.enqueue([gone, failing, kept], now=T0)
+    assert (await storage.get(gone.id)).auto_remove is True  # type: ignore[union-attr]
+    assert len(await storage.claim("w1", 5, 30, now=T0)) == 3
+    accepted = await storage.finish("w1", [
+        TaskOutcome(gone.id, TaskStatus.SUCCEEDED, result=1),
+        TaskOutcome(failing.id, TaskStatus.FAILED, error=TaskErrorInfo("E", "boom")),
+        TaskOutcome(kept.id, TaskStatus.SUCCEEDED, result=2)], now=T0 + 1)
+    assert sorted(accepted) == sorted([gone.id, failing.id, kept.id])
+    assert await storage.get(gone.id) is None
+    assert (await storage.get(failing.id)).status is TaskStatus.FAILED  # type: ignore[union-attr]
+    assert (await storage.get(kept.id)).auto_remove is False  # type: ignore[union-attr]
+    assert {r.id for r in await storage.list()} == {failing.id, kept.id}
+    counts = (await storage.stats()).counts
+    assert (counts[TaskStatus.SUCCEEDED], counts[TaskStatus.FAILED]) == (1, 1)
+    with pytest.raises(MissingParentError, match=gone.id):
+        await storage.enqueue([rec(parents=(gone.id,))], now=T0 + 2)
+
+
+async def test_auto_remove_keeps_a_parent_and_releases_its_children(storage: QueueStorage
+                                                                    ) -> None:
+    parent = rec()
+    parent.auto_remove = True
+    child = rec(parents=(parent.id,))
+    await storage.enqueue([parent, child], now=T0)
+    await storage.claim("w1", 5, 30, now=T0)
+    await storage.finish("w1", [TaskOutcome(parent.id, TaskStatus.SUCCEEDED)], now=T0 + 1)
+    assert (await storage.get(parent.id)).status is TaskStatus.SUCCEEDED  # type: ignore[union-attr]
     assert await claim_ids(storage, now=T0 + 1) == [child.id]
 
 

@@ -272,6 +272,9 @@ class MemoryStorage(QueueStorage):
             if outcome.status is TaskStatus.CANCELLED:
                 record.cancel_reason = outcome.cancel_reason or record.cancel_reason or "cancelled"
             self._end(record, outcome.status, now)
+            if (outcome.status is TaskStatus.SUCCEEDED and record.auto_remove
+                    and not self._children.get(record.id)):
+                self._forget(record.id)
             wake = wake or outcome.status is TaskStatus.SUCCEEDED
         if wake:
             self._wake()
@@ -452,12 +455,15 @@ class MemoryStorage(QueueStorage):
             and (finished_before is None or (r.finished_at or 0) < finished_before)
         ]
         for task_id in doomed:
-            del self._tasks[task_id]
-            self._seq.pop(task_id, None)
-            self._due.pop(task_id, None)
-            self._waiting_on.pop(task_id, None)
-            self._children.pop(task_id, None)
+            self._forget(task_id)
         return len(doomed)
+
+    def _forget(self, task_id: str) -> None:
+        del self._tasks[task_id]
+        self._seq.pop(task_id, None)
+        self._due.pop(task_id, None)
+        self._waiting_on.pop(task_id, None)
+        self._children.pop(task_id, None)
 
     # -- workers --------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:

@@ -183,7 +183,8 @@ class RedisStorage(QueueStorage):
             fixed = {"name": r.name, "args": list(r.args), "kwargs": r.kwargs,
                      "max_retries": r.max_retries, "timeout": r.timeout,
                      "priority": r.priority, "created_at": r.created_at,
-                     "parents": list(r.parents), "unique_key": r.unique_key}
+                     "parents": list(r.parents), "unique_key": r.unique_key,
+                     "auto_remove": r.auto_remove}
             due = r.run_at if r.run_at is not None else r.created_at
             payload.append({
                 "id": r.id, "s": json.dumps(fixed, separators=(",", ":")),
@@ -191,6 +192,8 @@ class RedisStorage(QueueStorage):
                 "run": _offset(r.run_at, base), "uk": r.unique_key or "",
                 "mr": str(r.max_retries), "parents": list(r.parents),
                 "created": repr(r.created_at),
+                "ctx": json.dumps(r.context) if r.context else "",
+                "ar": "1" if r.auto_remove else "",
             })
         result = await self._run(lua.ENQUEUE, now, json.dumps(payload))
         if result and result[0] == "missing":

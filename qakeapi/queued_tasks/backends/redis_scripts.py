@@ -51,7 +51,8 @@ __all__ = [
 ]
 
 # ARGV: prefix, now, records JSON (list of {id, s, priority, due, run, uk, mr, parents,
-#       created}; due and run are offsets from the client's clock, run '' = none)
+#       created, ctx, ar}; due and run are offsets from the client's clock, run '' = none,
+#       ctx '' = empty context, ar '1' = auto_remove)
 #       -> {server now, per record: 'ok', 'cancelled' or 'dup:<id>'}
 #       or {'missing', parent, id}
 ENQUEUE = PRELUDE + """
@@ -97,6 +98,8 @@ for _, r in ipairs(records) do
       'score', -r.priority * 1e10 + due, 'rm', rm,
       'due', due, 'run_at', run_at, 'waiting', waiting, 'mr', r.mr, 'uk', r.uk,
       'parents', table.concat(r.parents, ' '), 'cancel_requested', '0')
+    if r.ctx ~= '' then redis.call('HSET', key, 'context', r.ctx) end
+    if r.ar ~= '' then redis.call('HSET', key, 'ar', r.ar) end
     redis.call('ZADD', P .. ':all', r.created, r.id)
     count('pending', 1)
     if r.uk ~= '' then redis.call('HSET', P .. ':unique', r.uk, r.id) end
@@ -229,7 +232,15 @@ for _, o in ipairs(outcomes) do
         if reason == '' then reason = 'cancelled' end
       end
       end_task(o.id, o.status, reason)
-      after_end(o.id, o.status)
+      if o.status == 'succeeded' and redis.call('HGET', key, 'ar') == '1'
+          and redis.call('EXISTS', P .. ':children:' .. o.id) == 0 then
+        redis.call('DEL', key)
+        redis.call('ZREM', P .. ':done', o.id)
+        redis.call('ZREM', P .. ':all', o.id)
+        count('succeeded', -1)
+      else
+        after_end(o.id, o.status)
+      end
     end
   end
 end

@@ -34,12 +34,14 @@ from .sqlite_deps import (
     CASCADE_JOB,
     FanoutResult,
     add_fanout,
+    auto_removed,
     check_requeue,
     fanout_step,
     revive,
 )
 from .sqlite_notify import Notifier
 from .sqlite_schema import (
+    ADD_AUTO_REMOVE,
     COLUMNS,
     INSERT_SQL,
     SCHEMA,
@@ -133,7 +135,8 @@ class SQLiteStorage(QueueStorage):
                         f"the SQLite queue {self.path} has schema version {version}; this "
                         f"qakeapi knows up to {SCHEMA_VERSION}: upgrade qakeapi")
                 if version < SCHEMA_VERSION:
-                    conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}"
+                    upgrade = f"{ADD_AUTO_REMOVE};" if version > 0 else ""
+                    conn.executescript(f"BEGIN IMMEDIATE;{upgrade}{SCHEMA}"
                                        f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
                 conn.execute("SELECT count(*) FROM workers").fetchone()
             except BaseException:
@@ -288,7 +291,8 @@ class SQLiteStorage(QueueStorage):
                         "WHERE id = ? AND status = 'running' AND worker_id = ?",
                         (o.status.value, result, error, now, cancelled, o.cancel_reason,
                          reason, context, logs, o.id, worker_id))
-                    if cursor.rowcount:
+                    if cursor.rowcount and not (o.status is TaskStatus.SUCCEEDED
+                                                and auto_removed(conn, o.id)):
                         add_fanout(conn, o.id, o.status)
                 if cursor.rowcount:
                     accepted.append(o.id)

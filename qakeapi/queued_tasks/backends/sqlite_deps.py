@@ -19,7 +19,8 @@ from ...exceptions import MissingParentError
 from ...types import TaskStatus
 from .base import blocked_reasons, cascade_reasons, dead_reason
 
-__all__ = ["CASCADE_JOB", "FanoutResult", "add_fanout", "check_requeue", "fanout_step", "revive"]
+__all__ = ["CASCADE_JOB", "FanoutResult", "add_fanout", "auto_removed", "check_requeue",
+           "fanout_step", "revive"]
 
 RELEASE, CANCEL, REVIVE = "release", "cancel", "revive"
 _IDS = "(SELECT value FROM json_each(?))"
@@ -45,6 +46,15 @@ class FanoutResult:
     """Fan-out work is left for another step."""
     released: bool = False
     """Some child became due."""
+
+
+def auto_removed(conn: sqlite3.Connection, task_id: str) -> bool:
+    """Delete a succeeded ``auto_remove`` task no other task depends on; True if deleted."""
+    if not conn.execute("DELETE FROM tasks WHERE id = ?1 AND auto_remove = 1 AND NOT EXISTS "
+                        "(SELECT 1 FROM deps WHERE parent_id = ?1)", (task_id,)).rowcount:
+        return False
+    conn.execute("DELETE FROM deps WHERE child_id = ?", (task_id,))
+    return True
 
 
 def add_fanout(conn: sqlite3.Connection, task_id: str, status: TaskStatus) -> None:

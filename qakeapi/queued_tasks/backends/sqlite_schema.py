@@ -11,12 +11,12 @@ from ...exceptions import CorruptTaskError
 from ...types import TaskRecord
 from .rows import corrupt, corrupt_error_info, decode_record, read_record, safe_text
 
-__all__ = ["COLUMNS", "SCHEMA", "SCHEMA_VERSION", "claimed_records", "read_row",
+__all__ = ["ADD_AUTO_REMOVE", "COLUMNS", "SCHEMA", "SCHEMA_VERSION", "claimed_records", "read_row",
            "record_from_row", "row_from_record", "text_or_escaped"]
 
 logger = logging.getLogger("qakeapi.queue")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     result TEXT,
     error TEXT,
     context TEXT,
-    logs TEXT
+    logs TEXT,
+    auto_remove INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_due ON tasks (status, waiting, priority DESC, due, seq);
 CREATE INDEX IF NOT EXISTS tasks_lease ON tasks (status, lease_expires_at);
@@ -75,7 +76,7 @@ CREATE TABLE IF NOT EXISTS workers (
 COLUMNS = (
     "id, name, status, priority, attempts, max_retries, timeout, created_at, started_at, "
     "finished_at, run_at, worker_id, lease_expires_at, cancel_reason, cancel_requested, "
-    "unique_key, parents, args, kwargs, result, error, context, logs"
+    "unique_key, parents, args, kwargs, result, error, context, logs, auto_remove"
 )
 
 _INSERT_COLUMNS = COLUMNS + ", due, waiting"
@@ -94,13 +95,13 @@ def row_from_record(record: TaskRecord, waiting: int) -> tuple[Any, ...]:
         _dumps(list(record.parents)), _dumps(list(record.args)), _dumps(record.kwargs),
         None if record.result is None else _dumps(record.result),
         None if record.error is None else _dumps(record.error.to_dict()),
-        _dumps(record.context), _dumps(list(record.logs)),
+        _dumps(record.context), _dumps(list(record.logs)), int(record.auto_remove),
         record.run_at if record.run_at is not None else record.created_at, waiting,
     )
 
 
 INSERT_SQL = (
-    f"INSERT INTO tasks ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * 25)})"
+    f"INSERT INTO tasks ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * 26)})"
 )
 
 
@@ -116,6 +117,10 @@ def record_from_row(row: sqlite3.Row | tuple[Any, ...]) -> TaskRecord:
 def read_row(row: sqlite3.Row | tuple[Any, ...]) -> TaskRecord:
     """Like :func:`record_from_row`, but a row that can't be read gives a placeholder."""
     return read_record(dict(zip(_NAMES, row, strict=True)), _JSON_COLUMNS)
+
+
+ADD_AUTO_REMOVE = "ALTER TABLE tasks ADD COLUMN auto_remove INTEGER NOT NULL DEFAULT 0"
+"""Schema 2 -> 3."""
 
 
 def text_or_escaped(data: bytes) -> str:
