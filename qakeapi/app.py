@@ -90,6 +90,8 @@ class QakeAPI(Router):
         self._starlette.state.qakeapi = self
         self._limits = RequestLimits(self._starlette, max_body_size, body_timeout)
         self._tasks = TaskMiddleware(self._limits)
+        self._tasks_bodyless = TaskMiddleware(self._starlette)
+        """For requests without a body: nothing for the limits to guard, one layer less."""
 
     @property
     def max_body_size(self) -> int:
@@ -202,8 +204,9 @@ class QakeAPI(Router):
             await self._starlette(scope, receive, send)
             return
         scope[APP_SCOPE_KEY] = self
+        tasks = self._tasks if self._limits.screen(scope) is not False else self._tasks_bodyless
         try:
-            await self._tasks(scope, receive, send)
+            await tasks(scope, receive, send)
         except Exception as exc:
             if scope.get(HANDLED_ERROR_KEY) is not exc:
                 raise

@@ -165,10 +165,10 @@ class RequestLimits:
         self.app = app
         self.max_body_size, self.body_timeout = resolve_limits(max_body_size, body_timeout)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def screen(self, scope: Scope) -> RequestBodyError | bool:
+        """What an HTTP request needs, from its headers alone: the error to answer (a bad or
+        too large ``Content-Length``), True when its body must be read through the limits,
+        False when it has no body to guard (the app can be called directly)."""
         declared: bytes | None = None
         has_body = False
         for name, value in scope["headers"]:
@@ -182,18 +182,25 @@ class RequestLimits:
             except ValueError:
                 size = -1
             if size < 0:
-                await self._refuse(scope, receive, send, RequestBodyError(
-                    400, "invalid Content-Length header"))
-                return
+                return RequestBodyError(400, "invalid Content-Length header")
             if self.max_body_size and size > self.max_body_size:
-                await self._refuse(scope, receive, send, RequestBodyError(
+                return RequestBodyError(
                     413, f"request body too large: {size} bytes declared, the limit is "
-                         f"{self.max_body_size} bytes"))
-                return
+                         f"{self.max_body_size} bytes")
             has_body = has_body or size > 0
         elif scope.get("http_version", "1.1") not in _HTTP1:
             has_body = True  # HTTP/2 and 3 send a body without either header
-        if not has_body or not (self.max_body_size or self.body_timeout):
+        return has_body and bool(self.max_body_size or self.body_timeout)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        needs = self.screen(scope)
+        if isinstance(needs, RequestBodyError):
+            await self._refuse(scope, receive, send, needs)
+            return
+        if not needs:
             await self.app(scope, receive, send)
             return
         body = _LimitedBody(receive, send, self.max_body_size, self.body_timeout)

@@ -49,39 +49,35 @@ async def _store_queued(holder: RequestTasks, scope: Scope) -> Exception | None:
     return None
 
 
-class _ResponseGate:
+def _response_gate(holder: RequestTasks, scope: Scope, send: Send) -> Send:
     """The ``send`` the app sees: stores queued tasks before the response starts, and
-    replaces the response by a 503 when that fails."""
+    replaces the response by a 503 when that fails (a closure: it runs for every message)."""
+    replaced = False
 
-    __slots__ = ("holder", "replaced", "scope", "send")
-
-    def __init__(self, holder: RequestTasks, scope: Scope, send: Send) -> None:
-        self.holder = holder
-        self.scope = scope
-        self.send = send
-        self.replaced = False
-
-    async def __call__(self, message: Message) -> None:
-        if self.replaced:
+    async def gate(message: Message) -> None:
+        nonlocal replaced
+        if replaced:
             return
-        holder = self.holder
         if message["type"] == "http.response.start":
             if holder.must_flush:
-                failure = await _store_queued(holder, self.scope)
+                failure = await _store_queued(holder, scope)
                 if failure is not None:
-                    self.replaced = True
-                    await self._unavailable(failure)
+                    replaced = True
+                    await _unavailable(send, failure)
                     return
             holder.holds_queued = False
-        await self.send(message)
+        await send(message)
 
-    async def _unavailable(self, failure: Exception) -> None:
-        body = json.dumps({"detail": f"could not queue tasks: {failure}"}).encode()
-        await self.send({"type": "http.response.start", "status": 503, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]})
-        await self.send({"type": "http.response.body", "body": body})
+    return gate
+
+
+async def _unavailable(send: Send, failure: Exception) -> None:
+    body = json.dumps({"detail": f"could not queue tasks: {failure}"}).encode()
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class TaskMiddleware:
@@ -101,7 +97,7 @@ class TaskMiddleware:
         holder = RequestTasks()
         token = current_request_tasks.set(holder)
         try:
-            await self.app(scope, receive, _ResponseGate(holder, scope, send))
+            await self.app(scope, receive, _response_gate(holder, scope, send))
             if holder.must_flush:
                 # Queued after the response ended without ever starting: stored now.
                 await _store_queued(holder, scope)
