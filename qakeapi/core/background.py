@@ -31,6 +31,7 @@ from ..constants import OPTION_MAX_RETRIES
 from ..exceptions import ManagerNotRunning, TaskWaitTimeout, TooManyPendingTasks
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskRecord, TaskStatus
 from .background_jobs import DESCRIPTIONS, Job, Runner, TaskTable, describe_cached
+from .background_ref import BackgroundTaskRef
 from .background_settings import BackgroundSettings
 from .errors import single_exception
 from .isolation import ThreadSlots, is_cancellation
@@ -45,6 +46,7 @@ __all__ = [
     "RESERVED_OPTIONS",
     "BackgroundSettings",
     "BackgroundTaskManager",
+    "BackgroundTaskRef",
     "TaskTable",
     "add_background_task",
 ]
@@ -225,8 +227,9 @@ class BackgroundTaskManager:
         task_kwargs: Mapping[str, Any] | None = None,
         retries: int | None = None,
         **kwargs: Any,
-    ) -> str:
-        """Start ``fn(*args, **kwargs)`` now; returns its id (after it finished if ``wait``).
+    ) -> BackgroundTaskRef:
+        """Start ``fn(*args, **kwargs)`` now; returns its id, a :class:`BackgroundTaskRef`
+        (after the task finished if ``wait``).
 
         ``wait``, ``timeout``, ``max_retries`` and ``task_kwargs`` are options (``retries``
         is a deprecated alias of ``max_retries``); a task's own keyword argument with one of
@@ -264,7 +267,7 @@ class BackgroundTaskManager:
             retries = check_count("max_retries", retries)
         if task_kwargs is not None:
             kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
-        task_id = f"{self._id_prefix}{next(self._ids)}"
+        task_id = BackgroundTaskRef(f"{self._id_prefix}{next(self._ids)}")
         job = Job(task_id, name, args, kwargs, retries, timeout, fn, is_async)
         self.tasks[task_id] = job
         self._live += 1
@@ -539,7 +542,7 @@ async def add_background_task(
     task_kwargs: Mapping[str, Any] | None = None,
     retries: int | None = None,
     **kwargs: Any,
-) -> str:
+) -> BackgroundTaskRef:
     """Run ``fn(*args, **kwargs)`` in the background; returns the task id at once.
 
     Inside a request the task starts after the response has been sent (and is dropped if the
