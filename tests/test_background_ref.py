@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -13,28 +12,13 @@ from qakeapi.core.background import BackgroundTaskRef, add_background_task
 from qakeapi.exceptions import TaskCancelledError, TaskFailedError, TaskWaitTimeout
 from qakeapi.testing import AsyncTestClient
 
+from .test_background import double, fail, manager  # noqa: F401 - manager: a fixture
+
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def manager() -> AsyncIterator[BackgroundTaskManager]:
-    BackgroundTaskManager.reset()
-    instance = BackgroundTaskManager()
-    async with instance.lifespan(grace=1.0):
-        yield instance
-    BackgroundTaskManager.reset()
-
-
-async def double(x: int) -> int:
-    return x * 2
-
-
-async def fail() -> None:
-    raise ValueError("no")
-
-
 async def test_the_handle_is_the_id_and_reads_the_outcome(
-        manager: BackgroundTaskManager) -> None:
+        manager: BackgroundTaskManager) -> None:  # noqa: F811
     ref = await add_background_task(double, 4)
     assert isinstance(ref, BackgroundTaskRef) and isinstance(ref, str)
     assert ref == ref.id and type(ref.id) is str and ref.id.startswith("bg-")
@@ -47,8 +31,8 @@ async def test_the_handle_is_the_id_and_reads_the_outcome(
 
 
 async def test_a_failed_or_cancelled_task_raises_from_result(
-        manager: BackgroundTaskManager) -> None:
-    failed = await manager.add_task(fail, wait=True)
+        manager: BackgroundTaskManager) -> None:  # noqa: F811
+    failed = await manager.add_task(fail, "no", wait=True)
     assert manager.tasks[failed].status is TaskStatus.FAILED
     with pytest.raises(TaskFailedError, match="ValueError: no") as caught:
         await failed.result(timeout=10)
