@@ -143,7 +143,7 @@ class CorruptTaskError(QueueError):
 
 
 class Retry(Exception):
-    """Raise inside a queued task to ask for another attempt after ``delay`` seconds.
+    """Raise inside a task (queued or background) to ask for another attempt after ``delay`` s.
 
     Counts as an attempt; when no retries are left the task fails.
     """

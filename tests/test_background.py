@@ -165,7 +165,7 @@ async def test_retries(manager: BackgroundTaskManager) -> None:
             raise RuntimeError("again")
         return "done"
 
-    task_id = await manager.add_task(flaky, retries=2, wait=True)
+    task_id = await manager.add_task(flaky, max_retries=2, wait=True)
     record = manager.tasks[task_id]
     assert (record.status, record.result, record.attempts) == (TaskStatus.SUCCEEDED, "done", 3)
 
@@ -276,7 +276,7 @@ async def test_configure_rejects_bad_values() -> None:
 
 
 async def test_records_are_built_with_the_right_fields(manager: BackgroundTaskManager) -> None:
-    task_id = await manager.add_task(double, 4, timeout=5, retries=1, wait=True)
+    task_id = await manager.add_task(double, 4, timeout=5, max_retries=1, wait=True)
     record = manager.tasks[task_id]
     assert (record.args, record.kwargs, record.max_retries, record.timeout, record.priority,
             record.status, record.result, record.error) == (

@@ -79,7 +79,7 @@ async def test_a_base_exception_fails_only_its_background_task(fn: Callable[[], 
     @app.post("/bad")
     async def bad() -> dict[str, bool]:
         ids.append(await add_background_task(fn))
-        ids.append(await add_background_task(fn, timeout=5, retries=1))
+        ids.append(await add_background_task(fn, timeout=5, max_retries=1))
         return {"queued": True}
 
     @app.post("/good")

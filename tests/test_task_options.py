@@ -136,8 +136,10 @@ async def test_bad_background_settings_are_refused() -> None:
 BACKGROUND_BAD_OPTIONS: list[tuple[str, Any, type[Exception]]] = [
     ("timeout", NAN, ValueError), ("timeout", INF, ValueError), ("timeout", -1, ValueError),
     ("timeout", "1", TypeError), ("timeout", True, TypeError),
-    ("retries", -1, ValueError), ("retries", 10**6, ValueError), ("retries", True, TypeError),
-    ("retries", 1.5, TypeError), ("task_kwargs", [("x", 1)], TypeError),
+    ("max_retries", -1, ValueError), ("max_retries", 10**6, ValueError),
+    ("max_retries", True, TypeError), ("max_retries", 1.5, TypeError),
+    ("retries", -1, ValueError), ("retries", True, TypeError),
+    ("task_kwargs", [("x", 1)], TypeError),
 ]
 
 
@@ -145,6 +147,7 @@ async def ok(x: int = 1) -> int:
     return x
 
 
+@pytest.mark.filterwarnings("ignore:the background task option retries:DeprecationWarning")
 async def test_bad_background_options_are_refused_and_the_manager_lives_on(
         manager: BackgroundTaskManager) -> None:  # noqa: F811
     for option, value, error in [*BACKGROUND_BAD_OPTIONS, ("wait", "yes", TypeError)]:
@@ -154,7 +157,7 @@ async def test_bad_background_options_are_refused_and_the_manager_lives_on(
         with pytest.raises(error, match=option):
             await add_background_task(ok, **{option: value})
     assert len(manager.tasks) == 0 and manager.running
-    task_id = await manager.add_task(ok, 2, timeout=0, retries=0, wait=True)
+    task_id = await manager.add_task(ok, 2, timeout=0, max_retries=0, wait=True)
     record = manager.tasks[task_id]
     assert (record.status, record.result, record.timeout) == (TaskStatus.SUCCEEDED, 2, None)
 

@@ -40,14 +40,14 @@ WARNING = (
 
 
 def run_after_response(holder: RequestTasks, fn: Callable[..., Any], args: tuple[Any, ...],
-                       kwargs: dict[str, Any], timeout: float | None, retries: int,
+                       kwargs: dict[str, Any], timeout: float | None, max_retries: int,
                        task_kwargs: Mapping[str, Any] | None) -> str:
     """Keep ``fn(*args, **kwargs)`` on ``holder`` to run after the response; its id."""
     global _warned
     if not callable(fn):
         raise TypeError(f"a background task must be callable, got {fn!r}")
     seconds = check_seconds("timeout", timeout) if timeout is not None else 0.0
-    check_count("retries", retries)
+    check_count("max_retries", max_retries)
     if task_kwargs is not None:
         kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
     if not _warned:

@@ -17,6 +17,7 @@ import itertools
 import logging
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -31,11 +32,13 @@ from ..exceptions import ManagerNotRunning, TaskWaitTimeout, TooManyPendingTasks
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskRecord, TaskStatus
 from ._inline_tasks import run_after_response
 from .background_jobs import DESCRIPTIONS, Job, Runner, TaskTable, describe_cached
+from .background_ref import BackgroundTaskRef
 from .background_settings import BackgroundSettings
 from .errors import single_exception
 from .isolation import ThreadSlots, is_cancellation
 from .options import check_count, check_flag, check_seconds, check_task_kwargs
 from .request_tasks import RequestTasks, current_request_tasks
+from .retry import decide_retry
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -44,6 +47,7 @@ __all__ = [
     "RESERVED_OPTIONS",
     "BackgroundSettings",
     "BackgroundTaskManager",
+    "BackgroundTaskRef",
     "TaskTable",
     "add_background_task",
 ]
@@ -55,8 +59,19 @@ _RUNNING = TaskStatus.RUNNING
 _SUCCEEDED = TaskStatus.SUCCEEDED
 _END_EVENTS = {status: f"task:{status.value}" for status in TaskStatus}
 
-RESERVED_OPTIONS = frozenset({"wait", "timeout", "retries", "task_kwargs"})
+RESERVED_OPTIONS = frozenset({"wait", "timeout", "max_retries", "retries", "task_kwargs"})
 """Keyword names ``add_task`` keeps for itself; pass a task's own through ``task_kwargs``."""
+
+
+def _max_retries(max_retries: int, retries: int | None) -> int:
+    """``max_retries``, or the deprecated ``retries`` it replaces (not both)."""
+    if retries is None:
+        return max_retries
+    if max_retries:
+        raise TypeError("give max_retries or its deprecated alias retries, not both")
+    warnings.warn("the background task option retries is deprecated: use max_retries, "
+                  "the name queued tasks use", DeprecationWarning, stacklevel=3)
+    return check_count("retries", retries)
 
 
 class BackgroundTaskManager:
@@ -209,17 +224,22 @@ class BackgroundTaskManager:
         *args: Any,
         wait: bool = False,
         timeout: float | None = None,
-        retries: int = 0,
+        max_retries: int = 0,
         task_kwargs: Mapping[str, Any] | None = None,
+        retries: int | None = None,
         **kwargs: Any,
-    ) -> str:
-        """Start ``fn(*args, **kwargs)`` now; returns its id (after it finished if ``wait``).
+    ) -> BackgroundTaskRef:
+        """Start ``fn(*args, **kwargs)`` now; returns its id, a :class:`BackgroundTaskRef`
+        (after the task finished if ``wait``).
 
-        ``wait``, ``timeout``, ``retries`` and ``task_kwargs`` are options; a task's own
-        keyword argument with one of those names goes in ``task_kwargs``."""
+        ``wait``, ``timeout``, ``max_retries`` and ``task_kwargs`` are options (``retries``
+        is a deprecated alias of ``max_retries``); a task's own keyword argument with one of
+        those names goes in ``task_kwargs``."""
         if wait is not False and wait is not True:
             check_flag("wait", wait)
-        job = self._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
+        if retries is not None:
+            max_retries = _max_retries(max_retries, retries)
+        job = self._new_job(fn, args, kwargs, timeout, max_retries, task_kwargs)
         if wait:
             job.done = self._new_event()
         await self._submit(job)
@@ -245,10 +265,10 @@ class BackgroundTaskManager:
         if timeout is not None:
             timeout = check_seconds("timeout", timeout) or None
         if type(retries) is not int or not 0 <= retries <= OPTION_MAX_RETRIES:
-            retries = check_count("retries", retries)
+            retries = check_count("max_retries", retries)
         if task_kwargs is not None:
             kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
-        task_id = f"{self._id_prefix}{next(self._ids)}"
+        task_id = BackgroundTaskRef(f"{self._id_prefix}{next(self._ids)}")
         job = Job(task_id, name, args, kwargs, retries, timeout, fn, is_async)
         self.tasks[task_id] = job
         self._live += 1
@@ -367,7 +387,7 @@ class BackgroundTaskManager:
             interrupted = runner.job
             runner.job = None
             runner.scope = None
-            if interrupted is not None and interrupted.status is TaskStatus.RUNNING:
+            if interrupted is not None and interrupted.status not in TERMINAL_STATUSES:
                 self._after_cancel(interrupted)
                 await self._emit_end(interrupted)
 
@@ -398,13 +418,7 @@ class BackgroundTaskManager:
                     raise
                 if job.timeout is not None:
                     scope.deadline = float("inf")
-                if job.attempts <= job.max_retries and not scope.cancel_called:
-                    job.error = TaskErrorInfo.from_exception(exc)
-                    job.status = _PENDING
-                    logger.warning("background task %s (%s) attempt %d failed, retrying: %r",
-                                   job.id, job.name, job.attempts, exc)
-                    if events is not None and events.has_listeners("task:retrying"):
-                        await events.emit("task:retrying", job)
+                if job.max_retries and not scope.cancel_called and await self._retry(job, exc):
                     continue
                 self._fail(job, exc)
             else:
@@ -418,6 +432,27 @@ class BackgroundTaskManager:
             if events is not None and events.has_listeners(_END_EVENTS[job.status]):
                 await events.emit(_END_EVENTS[job.status], job)
             return
+
+    async def _retry(self, job: Job, exc: BaseException) -> bool:
+        """Whether the failed attempt runs again (the queued tasks' policy: backoff with
+        jitter, ``NoRetry`` and ``Retry(delay)`` honoured); waits out the delay first."""
+        settings = self.settings
+        decision = decide_retry(exc, attempts=job.attempts, max_retries=job.max_retries,
+                                no_retry_on=(), base_delay=settings.retry_base_delay,
+                                max_delay=settings.retry_max_delay)
+        if not decision.retry:
+            return False
+        job.error = TaskErrorInfo.from_exception(exc)
+        job.status = _PENDING
+        job.run_at = time.time() + decision.delay
+        logger.warning("background task %s (%s) attempt %d failed, retrying in %.2f s: %r",
+                       job.id, job.name, job.attempts, decision.delay, exc)
+        events = self._events
+        if events is not None and events.has_listeners("task:retrying"):
+            await events.emit("task:retrying", job)
+        await anyio.sleep(decision.delay)
+        job.run_at = None
+        return True
 
     def _pending_emit(self, job: Job) -> None:
         if self._task_group is not None and self._events is not None:
@@ -504,20 +539,24 @@ async def add_background_task(
     fn: Callable[..., Any],
     *args: Any,
     timeout: float | None = None,
-    retries: int = 0,
+    max_retries: int = 0,
     task_kwargs: Mapping[str, Any] | None = None,
+    retries: int | None = None,
     **kwargs: Any,
-) -> str:
+) -> BackgroundTaskRef:
     """Run ``fn(*args, **kwargs)`` in the background; returns the task id at once.
 
     Inside a request the task starts after the response has been sent (and is dropped if the
-    handler raises); elsewhere it starts now. ``timeout``, ``retries`` and ``task_kwargs``
-    are options (see :meth:`BackgroundTaskManager.add_task`)."""
+    handler raises); elsewhere it starts now. ``timeout``, ``max_retries`` and
+    ``task_kwargs`` are options (see :meth:`BackgroundTaskManager.add_task`)."""
     manager = BackgroundTaskManager._instance or BackgroundTaskManager()
+    if retries is not None:
+        max_retries = _max_retries(max_retries, retries)
     holder = current_request_tasks.get()
     if not manager._users and holder is not None and holder.open:  # no lifespan ran
-        return run_after_response(holder, fn, args, kwargs, timeout, retries, task_kwargs)
-    job = manager._new_job(fn, args, kwargs, timeout, retries, task_kwargs)
+        return BackgroundTaskRef(run_after_response(
+            holder, fn, args, kwargs, timeout, max_retries, task_kwargs))
+    job = manager._new_job(fn, args, kwargs, timeout, max_retries, task_kwargs)
     if holder is None or not holder.open:
         await manager._submit(job)
         return job.id

@@ -13,6 +13,7 @@ import anyio
 
 from ..exceptions import TaskNotFound
 from ..types import TaskRecord, TaskStatus
+from .background_ref import BackgroundTaskRef
 
 __all__ = ["TaskTable"]
 
@@ -68,10 +69,11 @@ class Job(TaskRecord):
     """A background task's record plus what running it needs (one object per task)."""
 
     __slots__ = ("done", "fn", "is_async", "runner")
+    id: BackgroundTaskRef
 
-    def __init__(self, task_id: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                 retries: int, timeout: float | None, fn: Callable[..., Any],
-                 is_async: bool) -> None:
+    def __init__(self, task_id: BackgroundTaskRef, name: str, args: tuple[Any, ...],
+                 kwargs: dict[str, Any], retries: int, timeout: float | None,
+                 fn: Callable[..., Any], is_async: bool) -> None:
         # Plain stores instead of the dataclass __init__: this runs once per task.
         self.id = task_id
         self.name = name

@@ -10,6 +10,8 @@ from ..constants import (
     BACKGROUND_RETAIN_FINISHED,
     BACKGROUND_RETAIN_SECONDS,
     BACKGROUND_THREAD_LIMIT,
+    RETRY_BASE_DELAY,
+    RETRY_MAX_DELAY,
     SETTING_MAX_COUNT,
     SHUTDOWN_GRACE_SECONDS,
 )
@@ -32,6 +34,10 @@ class BackgroundSettings:
     """Finished records older than this are evicted."""
     shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
     """Seconds shutdown waits for unfinished tasks before cancelling them."""
+    retry_base_delay: float = RETRY_BASE_DELAY
+    """Delay before the first retry; doubled per attempt, +/- jitter (as queued tasks)."""
+    retry_max_delay: float = RETRY_MAX_DELAY
+    """Longest delay between attempts."""
 
     def __post_init__(self) -> None:
         def fix(name: str, value: object) -> None:
@@ -42,5 +48,5 @@ class BackgroundSettings:
                                   minimum=1, maximum=SETTING_MAX_COUNT))
         fix("retain_finished", check_count("BackgroundSettings.retain_finished",
                                            self.retain_finished, maximum=SETTING_MAX_COUNT))
-        for name in ("retain_seconds", "shutdown_grace"):
+        for name in ("retain_seconds", "shutdown_grace", "retry_base_delay", "retry_max_delay"):
             fix(name, check_seconds(f"BackgroundSettings.{name}", getattr(self, name)))

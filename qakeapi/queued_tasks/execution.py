@@ -11,10 +11,10 @@ import anyio
 
 from ..constants import CORRUPT_ROW
 from ..core.isolation import ThreadSlots, is_cancellation
+from ..core.retry import decide_retry
 from ..exceptions import CorruptTaskError, SerializationError, TaskNotRegistered
 from ..types import TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus
 from .context import TaskContext, current_task
-from .retry import decide_retry
 from .serialization import decode, encode
 
 if TYPE_CHECKING:

@@ -26,9 +26,9 @@ import anyio.abc
 
 from ..constants import HEARTBEAT_FRACTION, IDLE_RECHECK_SECONDS, PROGRESS_FLUSH_SECONDS
 from ..core.isolation import ThreadSlots
+from ..core.retry import backoff_delay
 from ..types import WorkerInfo
 from .execution import TaskExecution
-from .retry import backoff_delay
 
 if TYPE_CHECKING:
     from ..types import TaskOutcome, TaskRecord

@@ -1,4 +1,5 @@
-"""Retry policy: exponential backoff with jitter, and when not to retry."""
+"""Retry policy of background and queued tasks: exponential backoff with jitter, and when
+not to retry."""
 
 from __future__ import annotations
 
