@@ -11,14 +11,8 @@ longest script in ``SLOWLOG``. Figures are printed, never asserted.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/http.py would shadow the stdlib "http" package for scripts run from this folder.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
 import argparse
+import os
 import sqlite3
 import tempfile
 import threading
