@@ -16,13 +16,25 @@ from ..types import TaskRecord, TaskStatus
 if TYPE_CHECKING:
     from .background import BackgroundTaskManager
 
-__all__ = ["BackgroundTaskRef"]
+__all__ = ["BackgroundTaskRef", "raise_unless_succeeded"]
 
 
 def _manager() -> BackgroundTaskManager:
     from .background import BackgroundTaskManager
 
     return BackgroundTaskManager()
+
+
+def raise_unless_succeeded(record: TaskRecord) -> None:
+    """For a finished task: ``TaskFailedError`` or ``TaskCancelledError`` unless it
+    succeeded (what ``result()`` of either kind of task raises)."""
+    if record.status is TaskStatus.SUCCEEDED:
+        return
+    if record.status is TaskStatus.FAILED:
+        error = record.error
+        detail = f"{error.type}: {error.message}" if error else "failed"
+        raise TaskFailedError(f"task {record.id} failed: {detail}", record)
+    raise TaskCancelledError(f"task {record.id} was cancelled: {record.cancel_reason}", record)
 
 
 class BackgroundTaskRef(str):
@@ -51,13 +63,8 @@ class BackgroundTaskRef(str):
     async def result(self, timeout: float | None = None) -> Any:
         """The task's return value; ``TaskFailedError`` / ``TaskCancelledError`` otherwise."""
         found = await self.wait(timeout)
-        if found.status is TaskStatus.SUCCEEDED:
-            return found.result
-        if found.status is TaskStatus.FAILED:
-            error = found.error
-            detail = f"{error.type}: {error.message}" if error else "failed"
-            raise TaskFailedError(f"task {self} failed: {detail}", found)
-        raise TaskCancelledError(f"task {self} was cancelled: {found.cancel_reason}", found)
+        raise_unless_succeeded(found)
+        return found.result
 
     async def cancel(self, reason: str = "cancelled") -> TaskRecord:
         return await _manager().cancel(self, reason)

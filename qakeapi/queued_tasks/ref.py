@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..exceptions import TaskCancelledError, TaskFailedError, TaskNotFound, TaskWaitTimeout
+from ..core.background_ref import raise_unless_succeeded
+from ..exceptions import TaskNotFound, TaskWaitTimeout
 from ..types import TaskRecord, TaskStatus
 from .serialization import decode
 
@@ -66,13 +67,8 @@ class TaskRef:
     async def result(self, timeout: float | None = None) -> Any:
         """The task's return value; TaskFailedError / TaskCancelledError otherwise."""
         found = await self.wait(timeout)
-        if found.status is TaskStatus.SUCCEEDED:
-            return decode(found.result)
-        if found.status is TaskStatus.FAILED:
-            error = found.error
-            detail = f"{error.type}: {error.message}" if error else "failed"
-            raise TaskFailedError(f"task {self.id} failed: {detail}", found)
-        raise TaskCancelledError(f"task {self.id} was cancelled: {found.cancel_reason}", found)
+        raise_unless_succeeded(found)
+        return decode(found.result)
 
     async def cancel(self, reason: str = "cancelled") -> TaskRecord:
         await self.stored()
