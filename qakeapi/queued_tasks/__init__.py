@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ..exceptions import NoRetry, Retry
 from ._before_store import NewTask
+from ._id_range import enqueue_id_range_tasks, iter_with_cursor
 from .context import get_context, getLogger, set_context
-from .id_range import enqueue_id_range_tasks, iter_with_cursor
 from .queue import RESERVED_OPTIONS, QueuedTasks
 from .ref import TaskRef
 from .settings import QueueSettings
