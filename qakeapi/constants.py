@@ -102,6 +102,11 @@ CORRUPT_ROW = "corrupt row"
 FANOUT_CHUNK = 1_000
 """Children a queue backend releases, cancels or revives per step (one SQLite transaction or
 one Redis script), so a parent with a huge fan-out never holds the backend for long."""
+ID_RANGE_CHUNK_SIZE = 200
+"""Ids per task ``enqueue_id_range_tasks`` makes unless given ``chunk_size``."""
+ID_RANGE_MAX_TASKS = 10_000
+"""Most tasks one ``enqueue_id_range_tasks`` call stores (one batch): more is a mistake in
+``chunk_size`` or in the ids."""
 
 # --- task options: the bounds add_task checks (same for every backend) ----------------
 OPTION_MAX_SECONDS = 10 * 365 * 24 * 3600.0

@@ -2,13 +2,15 @@
 
 ``tasks.add_task(fn, *args, parent=..., **kwargs)`` stores a task in the backend chosen by
 ``QUEUE_URL`` (``memory://``, ``sqlite:///path``, ``redis://host:port/db``); workers
-(embedded in the app, or ``qakeapi queue start``) run it.
+(embedded in the app, or ``qakeapi queue start``) run it. ``enqueue_id_range_tasks`` fans
+work over ids out into chunk tasks; ``iter_with_cursor`` lets one resume where it stopped.
 """
 
 from __future__ import annotations
 
 from ..exceptions import NoRetry, Retry
 from ._before_store import NewTask
+from ._id_range import enqueue_id_range_tasks, iter_with_cursor
 from .context import get_context, getLogger, set_context
 from .queue import RESERVED_OPTIONS, QueuedTasks
 from .ref import TaskRef
@@ -22,7 +24,9 @@ __all__ = [
     "QueuedTasks",
     "Retry",
     "TaskRef",
+    "enqueue_id_range_tasks",
     "getLogger",
     "get_context",
+    "iter_with_cursor",
     "set_context",
 ]

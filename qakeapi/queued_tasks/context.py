@@ -3,37 +3,67 @@
 While a queued task runs, a :class:`TaskContext` is current (a context variable). Context
 values are dotted keys into a nested dict; log lines from loggers obtained through
 :func:`getLogger` are kept too (the most recent ``TASK_LOG_LINES``). The worker stores both
-with the task while it runs and with its outcome, so they survive retries.
+with the task while it runs (:meth:`TaskContext.save`) and with its outcome, so they survive
+retries.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
+import anyio
+
 from ..constants import TASK_LOG_LINE_CHARS, TASK_LOG_LINES
 
-__all__ = ["TaskContext", "current_task", "getLogger", "get_context", "set_context"]
+__all__ = ["ContextSaver", "TaskContext", "current_task", "getLogger", "get_context",
+           "set_context"]
 
 _MISSING: Any = object()
+
+ContextSaver = Callable[[dict[str, Any], list[str]], Awaitable[None]]
+"""Stores a running task's context and log lines (the worker's ``storage.save_progress``)."""
 
 
 class TaskContext:
     """The running task's context dict and log lines."""
 
-    __slots__ = ("data", "dirty", "logs", "on_change", "task_id")
+    __slots__ = ("_saving", "data", "dirty", "logs", "on_change", "saver", "task_id")
 
     def __init__(self, task_id: str, data: dict[str, Any] | None = None,
                  logs: list[str] | None = None,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None,
+                 saver: ContextSaver | None = None) -> None:
         self.task_id = task_id
         self.data: dict[str, Any] = data if data is not None else {}
         self.logs: list[str] = logs if logs is not None else []
         self.dirty = False
         self.on_change = on_change
+        self.saver = saver
+        self._saving: anyio.Lock | None = None
+
+    async def save(self) -> None:
+        """Store what changed since the last save; when it returns, every change made before
+        the call is stored. Saves run one at a time, so an older copy never lands after a
+        newer one. On failure the context stays changed (the next save retries) and the
+        error is raised."""
+        if self.saver is None:
+            return
+        if self._saving is None:
+            self._saving = anyio.Lock()
+        async with self._saving:
+            if not self.dirty:
+                return
+            self.dirty = False
+            try:
+                await self.saver(copy.deepcopy(self.data), list(self.logs))
+            except BaseException:
+                self.dirty = True
+                raise
 
     def _changed(self) -> None:
         if not self.dirty:

@@ -35,8 +35,9 @@ class TaskExecution:
     def __init__(self, worker: Worker, record: TaskRecord) -> None:
         self.worker = worker
         self.record = record
+        save = functools.partial(worker.queue.storage.save_progress, worker.id, record.id)
         self.context = TaskContext(record.id, dict(record.context), list(record.logs),
-                                   on_change=worker.progress_changed)
+                                   on_change=worker.progress_changed, saver=save)
         self.scope: anyio.CancelScope | None = None
         self._cancelled = False
         self._cancel_reason: str | None = None

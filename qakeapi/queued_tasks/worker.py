@@ -277,20 +277,13 @@ class Worker:
         self._progress_wanted.set()
 
     async def _progress_loop(self) -> None:
-        storage = self.queue.storage
         while True:
             await self._progress_wanted.wait()
             await anyio.sleep(PROGRESS_FLUSH_SECONDS)
             self._progress_wanted = anyio.Event()
             for execution in list(self.running.values()):
-                ctx = execution.context
-                if not ctx.dirty:
-                    continue
-                ctx.dirty = False
                 try:
-                    await storage.save_progress(self.id, execution.record.id, dict(ctx.data),
-                                                list(ctx.logs))
+                    await execution.context.save()
                 except Exception as exc:
-                    ctx.dirty = True
                     logger.warning("worker %s: saving progress of %s failed: %r", self.id,
                                    execution.record.id, exc)
