@@ -278,7 +278,7 @@ async def test_configure_only_before_start(tasks: QueuedTasks) -> None:
         tasks.configure(url="memory://")
     fresh = QueuedTasks("memory://")
     fresh.configure(url="sqlite:///x.db", embedded_worker=False)
-    assert fresh._resolve_settings().url == "sqlite:///x.db"
+    assert fresh.resolve_settings().url == "sqlite:///x.db"
 
 
 async def test_tasks_queued_while_a_body_streams_are_stored(tmp_path: Path) -> None:

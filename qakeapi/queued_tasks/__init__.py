@@ -2,7 +2,7 @@
 
 ``tasks.add_task(fn, *args, parent=..., **kwargs)`` stores a task in the backend chosen by
 ``QUEUE_URL`` (``memory://``, ``sqlite:///path``, ``redis://host:port/db``); workers
-(embedded in the app, or ``qakeapi queue start``) run it.
+(embedded in the app, or ``qakeapi queue start``, or a :class:`Worker` a script runs) run it.
 """
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ from __future__ import annotations
 from ..exceptions import NoRetry, Retry
 from ._before_store import NewTask
 from .context import get_context, getLogger, set_context
+from .hooks import WorkerHooks
 from .queue import RESERVED_OPTIONS, QueuedTasks
 from .ref import TaskRef
+from .registry import TaskRegistry
 from .settings import QueueSettings
+from .worker import Worker
 
 __all__ = [
     "RESERVED_OPTIONS",
@@ -22,6 +25,9 @@ __all__ = [
     "QueuedTasks",
     "Retry",
     "TaskRef",
+    "TaskRegistry",
+    "Worker",
+    "WorkerHooks",
     "getLogger",
     "get_context",
     "set_context",

@@ -93,10 +93,9 @@ class TaskExecution:
     async def run(self, threads: ThreadSlots) -> TaskOutcome | None:
         """The outcome to store, or None when the task was abandoned (lease lost)."""
         record = self.record
-        queue = self.worker.queue
-        await queue._emit("task:started", record)
+        await self.worker.report(self.worker.hooks.on_started, record)
         try:
-            registered = queue.registry.resolve(record.name)
+            registered = self.worker.registry.resolve(record.name)
         except TaskNotRegistered as exc:
             return self._failed(exc, retry=False, registered=None)
         try:
