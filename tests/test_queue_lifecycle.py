@@ -48,6 +48,14 @@ async def finished(tasks: QueuedTasks, task_id: str) -> TaskRecord:
     return record
 
 
+current: dict[str, QueuedTasks] = {}
+
+
+def add_from_a_thread(n: int) -> str:
+    """A plain task (it runs in a worker thread) that adds a task, outside any request."""
+    return current["queue"].add_task(t.add, n, n).id
+
+
 def queue_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
@@ -94,6 +102,16 @@ async def test_the_first_use_outside_a_request_starts_the_queue(tmp_path: Path) 
     async with AsyncTestClient(app):
         assert await app.queued_tasks.stats() is not None  # a read is a use too
         assert (tmp_path / "other.db").exists() and app.queued_tasks.started
+
+
+async def test_a_plain_task_in_a_thread_adds_the_first_task_outside_a_request(
+        tmp_path: Path) -> None:
+    current["queue"] = tasks = QueuedTasks(settings=fast_settings(f"sqlite:///{tmp_path}/q.db"))
+    async with tasks:
+        child = await (await tasks.enqueue(add_from_a_thread, 4)).result(10)
+        assert (await finished(tasks, child)).result == 8
+    with pytest.raises(QueueError, match="not started"):
+        add_from_a_thread(1)
 
 
 async def test_concurrent_first_uses_start_one_worker(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 
 from ..core.errors import single_exception
 from ..core.options import check_count, check_flag, check_key, check_priority, check_seconds
@@ -94,6 +96,7 @@ class QueuedTasks:
         self._flusher_started = False
         self._unsettled: list[Batch] = []
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._loop_thread = threading.get_ident()
         self._opening: anyio.Lock | None = None
         self._run_worker = False
         self._embedded: Worker | None = None
@@ -212,11 +215,9 @@ class QueuedTasks:
             parent, delay, priority, max_retries, timeout, unique_key, task_kwargs, context,
             auto_remove))
         holder = current_request_tasks.get()
-        if holder is not None and holder.holds_queued:
-            batch: Batch = holder.participant(self, lambda: RequestBatch(self, self._store))
-        else:
-            batch = self._pending
-            self._wake_flusher()
+        if holder is None or not holder.holds_queued:
+            return self._add_outside_request(record)
+        batch = holder.participant(self, lambda: RequestBatch(self, self._store))
         ref = TaskRef(self, record.id, batch)
         batch.records.append(record)
         batch.refs.append(ref)
@@ -260,15 +261,23 @@ class QueuedTasks:
         for batch in list(self._unsettled):
             await batch.wait_stored()
 
-    def _wake_flusher(self) -> None:
-        if self._flush_wanted is not None:
-            self._flush_wanted.set()
-            return
+    def _add_outside_request(self, record: TaskRecord) -> TaskRef:
+        """Hand ``record`` to the flusher, on the event loop's thread (a sync task runs in a
+        worker thread), starting the flusher the first time."""
         if self._task_group is None:
             raise QueueError(_NOT_STARTED)
-        if not self._flusher_started:
+        if threading.get_ident() != self._loop_thread:
+            return anyio.from_thread.run_sync(self._add_outside_request, record)
+        batch = self._pending
+        ref = TaskRef(self, record.id, batch)
+        batch.records.append(record)
+        batch.refs.append(ref)
+        if self._flush_wanted is not None:
+            self._flush_wanted.set()
+        elif not self._flusher_started:
             self._flusher_started = True
             self._task_group.start_soon(self._flusher)
+        return ref
 
     async def _flusher(self) -> None:
         while True:
@@ -328,6 +337,7 @@ class QueuedTasks:
             with single_exception():
                 async with anyio.create_task_group() as tg:
                     self._task_group = tg
+                    self._loop_thread = threading.get_ident()
                     self._opening = anyio.Lock()
                     if start or (start is None and self._declared()):
                         await self.start()
