@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from qakeapi.exceptions import MissingParentError
 from qakeapi.queued_tasks import QueuedTasks
 from qakeapi.queued_tasks.cli import queue
-from qakeapi.queued_tasks.worker import Worker
 from qakeapi.types import TaskRecord, TaskStatus
 
 from . import _queue_tasks as t
@@ -142,7 +141,7 @@ async def run_worker_until_settled(run: Running, ids: list[str]) -> dict[str, Ta
     """Run a worker until every task of ``ids`` is terminal; an exception that escapes the
     worker loop fails the test."""
     storage = run.tasks.storage
-    worker = Worker(run.tasks)
+    worker = run.tasks.worker()
     async with anyio.create_task_group() as tg:
         await tg.start(worker.run)
         with anyio.fail_after(60):

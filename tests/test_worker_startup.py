@@ -25,8 +25,8 @@ async def test_the_embedded_worker_is_listed_once_the_queue_is_entered(
         queue_url: str) -> None:  # noqa: F811
     for _ in range(20):
         async with QueuedTasks(settings=fast_settings(queue_url)) as tasks:
-            assert tasks.worker is not None
-            assert [info.id for info in await tasks.workers()] == [tasks.worker.id]
+            assert tasks.embedded_worker is not None
+            assert [info.id for info in await tasks.workers()] == [tasks.embedded_worker.id]
         async with QueuedTasks(settings=fast_settings(queue_url),
                                embedded_worker=False) as tasks:
             assert await tasks.workers() == []

@@ -2,8 +2,9 @@
 
 ``tasks.add_task(fn, *args, parent=..., **kwargs)`` stores a task in the backend chosen by
 ``QUEUE_URL`` (``memory://``, ``sqlite:///path``, ``redis://host:port/db``); workers
-(embedded in the app, or ``qakeapi queue start``) run it. ``enqueue_id_range_tasks`` fans
-work over ids out into chunk tasks; ``iter_with_cursor`` lets one resume where it stopped.
+(embedded in the app, or ``qakeapi queue start``, or a :class:`Worker` a script runs) run it.
+``enqueue_id_range_tasks`` fans work over ids out into chunk tasks; ``iter_with_cursor`` lets
+one resume where it stopped.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from ..exceptions import NoRetry, Retry
 from ._before_store import NewTask
 from ._id_range import enqueue_id_range_tasks, iter_with_cursor
 from .context import get_context, getLogger, set_context
+from .hooks import WorkerHooks
 from .queue import RESERVED_OPTIONS, QueuedTasks
 from .ref import TaskRef
+from .registry import TaskRegistry
 from .settings import QueueSettings
+from .worker import Worker
 
 __all__ = [
     "RESERVED_OPTIONS",
@@ -24,6 +28,9 @@ __all__ = [
     "QueuedTasks",
     "Retry",
     "TaskRef",
+    "TaskRegistry",
+    "Worker",
+    "WorkerHooks",
     "enqueue_id_range_tasks",
     "getLogger",
     "get_context",

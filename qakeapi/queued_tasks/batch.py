@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -12,7 +13,6 @@ from ..exceptions import TaskCancelledError
 from ..types import TaskRecord
 
 if TYPE_CHECKING:
-    from .queue import QueuedTasks
     from .ref import TaskRef
 
 __all__ = ["Batch", "RequestBatch"]
@@ -59,23 +59,26 @@ class RequestBatch(Batch):
     the batch at once instead of waiting for the response; tasks the request adds after
     that form a new batch."""
 
-    __slots__ = ("holder", "queue", "storing")
+    __slots__ = ("holder", "key", "store", "storing")
 
-    def __init__(self, queue: QueuedTasks) -> None:
+    def __init__(self, key: object, store: Callable[[Batch], Awaitable[None]]) -> None:
+        """``key``: the queue's key among the request's participants; ``store``: stores a
+        batch (and settles it)."""
         super().__init__()
-        self.queue = queue
+        self.key = key
+        self.store = store
         self.holder = current_request_tasks.get()
         self.storing = False
 
     async def flush(self) -> None:
         if self.records and not self.storing and not self.done:
             self.storing = True
-            await self.queue._store(self)
+            await self.store(self)
 
     async def wait_stored(self) -> None:
         holder = self.holder
         if not self.storing and holder is not None and holder.open and holder.holds_queued:
-            holder.detach(self.queue)
+            holder.detach(self.key)
             await self.flush()
         await super().wait_stored()
 

@@ -51,7 +51,7 @@ def _queue_for(app_path: str | None, url: str | None) -> QueuedTasks:
 
 def _settings(app_path: str | None, url: str | None) -> QueueSettings:
     try:
-        return _queue_for(app_path, url)._resolve_settings()
+        return _queue_for(app_path, url).resolve_settings()
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -161,13 +161,12 @@ def start(app_path: str | None, url: str | None, workers: int, concurrency: int 
 
 
 async def _run_worker(app_path: str, url: str | None, concurrency: int | None) -> None:
-    from .worker import Worker
-
     tasks = _queue_for(app_path, url)
     tasks.configure(embedded_worker=False)
     app = load_app(app_path)
     async with app.lifespan():
-        worker = Worker(tasks, concurrency=concurrency)
+        await tasks.start()
+        worker = tasks.worker(concurrency=concurrency)
         async with anyio.create_task_group() as tg:
 
             async def run(*, task_status: anyio.abc.TaskStatus[None]) -> None:

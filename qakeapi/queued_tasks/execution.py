@@ -35,7 +35,7 @@ class TaskExecution:
     def __init__(self, worker: Worker, record: TaskRecord) -> None:
         self.worker = worker
         self.record = record
-        save = functools.partial(worker.queue.storage.save_progress, worker.id, record.id)
+        save = functools.partial(worker.storage.save_progress, worker.id, record.id)
         self.context = TaskContext(record.id, dict(record.context), list(record.logs),
                                    on_change=worker.progress_changed, saver=save)
         self.scope: anyio.CancelScope | None = None
@@ -94,10 +94,9 @@ class TaskExecution:
     async def run(self, threads: ThreadSlots) -> TaskOutcome | None:
         """The outcome to store, or None when the task was abandoned (lease lost)."""
         record = self.record
-        queue = self.worker.queue
-        await queue._emit("task:started", record)
+        await self.worker.report(self.worker.hooks.on_started, record)
         try:
-            registered = queue.registry.resolve(record.name)
+            registered = self.worker.registry.resolve(record.name)
         except TaskNotRegistered as exc:
             return self._failed(exc, retry=False, registered=None)
         try:

@@ -1,10 +1,15 @@
-"""``QueuedTasks``: add durable tasks, inspect and control them.
+"""``QueuedTasks``: the producer side of the queue — add durable tasks, inspect and control
+them — and its lifecycle.
 
-The queue holds the shared logic (checking arguments, building records, batching, events);
-the storage chosen by ``QUEUE_URL`` only stores. Tasks added while a request is handled are
-stored in one batch before its response starts; tasks added elsewhere are stored at once by
-a background flusher (``await tasks.flush()`` waits for it, ``await tasks.enqueue(...)``
-stores before returning).
+The queue checks arguments, builds records (``_records``), batches them and stores them;
+the storage chosen by ``QUEUE_URL`` only stores, and a :class:`~.worker.Worker` runs them.
+Tasks added while a request is handled are stored in one batch before its response starts;
+tasks added elsewhere are stored at once by a background flusher (``await tasks.flush()``
+waits for it, ``await tasks.enqueue(...)`` stores before returning).
+
+Inside an app's lifespan the queue costs nothing until it is needed: it opens its storage
+and starts its embedded worker at startup only when the app declares tasks (a registered
+task, or a SQLite queue that already exists), else on first use (see ``lifespan``).
 """
 
 from __future__ import annotations
@@ -12,51 +17,45 @@ from __future__ import annotations
 import builtins
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 
 from ..core.errors import single_exception
-from ..core.options import (
-    check_count,
-    check_flag,
-    check_key,
-    check_priority,
-    check_seconds,
-    check_task_kwargs,
-)
+from ..core.options import check_count, check_flag, check_key, check_priority, check_seconds
 from ..core.request_tasks import current_request_tasks
-from ..exceptions import MissingParentError, QueueError, SerializationError
-from ..types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
-from ._before_store import HOOK_OPTIONS, BeforeStoreHook, NewTask, check_hook, run_hooks
+from ..exceptions import QueueError
+from ..types import TERMINAL_STATUSES, QueueStats, TaskRecord, TaskStatus, WorkerInfo
+from ._before_store import BeforeStoreHook, check_hook
+from ._records import RESERVED_OPTIONS, AddOptions, ParentSpec, build_record
 from .backends import QueueStorage, open_storage
 from .batch import Batch, RequestBatch
+from .hooks import QueueHooks
 from .ref import TaskRef
-from .registry import TaskOptions, TaskRegistry, task_name
-from .serialization import TAG, encode, encode_call
+from .registry import TaskOptions, TaskRegistry
 from .settings import QueueSettings
+from .worker import Worker
 
 if TYPE_CHECKING:
     from ..app import QakeAPI
-    from .worker import Worker
 
 __all__ = ["RESERVED_OPTIONS", "QueuedTasks"]
 
 logger = logging.getLogger("qakeapi.queue")
 F = TypeVar("F", bound=Callable[..., Any])
 
-RESERVED_OPTIONS = frozenset(
-    {"parent", "delay", "priority", "max_retries", "timeout", "unique_key", "task_kwargs",
-     "context", "auto_remove"}
+_NOT_STARTED = (
+    "the queue is not started: add tasks while the app runs (its lifespan starts the queue), "
+    "or inside `async with QueuedTasks(url) as tasks:`"
 )
-"""Keyword names ``add_task`` keeps for itself; a task's own go through ``task_kwargs``."""
-
-ParentSpec = TaskRef | str | Iterable[TaskRef | str] | None
 
 
 def _exception_classes(value: Iterable[type[BaseException]]) -> tuple[type[BaseException], ...]:
@@ -68,34 +67,13 @@ def _exception_classes(value: Iterable[type[BaseException]]) -> tuple[type[BaseE
     return classes
 
 
-def _check_context(value: object) -> dict[str, Any]:
-    """``context=``: a mapping of names to JSON data, as ``get_context`` reads it back."""
-    if not isinstance(value, Mapping):
-        raise TypeError(f"context must be a mapping of names to JSON data, got {value!r}")
-    encoded: dict[str, Any] = encode(dict(value), "context")
-    _refuse_tagged(encoded, "context")
-    return encoded
+def _existing_sqlite_queue(url: str) -> bool:
+    """A SQLite queue whose file exists may hold tasks of an earlier run or another process."""
+    if urlsplit(url).scheme.lower() != "sqlite":
+        return False
+    from .backends.sqlite import path_from_url
 
-
-def _refuse_tagged(value: Any, path: str) -> None:
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            _refuse_tagged(item, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        if TAG in value:
-            raise SerializationError(
-                f"{path}: a {value[TAG]} can't be stored in context; context takes JSON data "
-                f"(dict, list, str, int, float, bool, None) — pass it as text")
-        for key, item in value.items():
-            if not key or "." in key:
-                raise ValueError(f"{path}: key {key!r} must be a non-empty name without dots "
-                                 f"(nest dicts instead: get_context('a.b') reads a['b'])")
-            _refuse_tagged(item, f"{path}[{key!r}]")
-
-
-def _new_id() -> str:
-    """Time-sortable, unique: 12 hex digits of microseconds, then 10 random hex digits."""
-    return f"{int(time.time() * 1_000_000):013x}{os.urandom(5).hex()}"
+    return os.path.exists(path_from_url(url))
 
 
 class QueuedTasks:
@@ -109,14 +87,19 @@ class QueuedTasks:
         self._strict_override = strict
         self.settings: QueueSettings = settings or QueueSettings(url=url or "memory://")
         self.registry = TaskRegistry(strict=self.settings.strict if strict is None else strict)
+        self.hooks = QueueHooks()
+        """Where workers report: ``task:*`` events and the waiters of ``TaskRef.wait``."""
         self.app: QakeAPI | None = None
         self._storage: QueueStorage | None = None
         self._pending = Batch()
         self._flush_wanted: anyio.Event | None = None
+        self._flusher_started = False
         self._unsettled: list[Batch] = []
-        self._done_waiters: dict[str, anyio.Event] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
-        self.worker: Worker | None = None
+        self._loop_thread = threading.get_ident()
+        self._opening: anyio.Lock | None = None
+        self._run_worker = False
+        self._embedded: Worker | None = None
         self._stack: AsyncExitStack | None = None
         self._before_store: list[BeforeStoreHook] = []
 
@@ -124,7 +107,7 @@ class QueuedTasks:
                   strict: bool | None = None) -> None:
         """Override the URL, the embedded worker and/or strict mode before the queue starts
         (the CLI does this for ``--url`` and worker processes)."""
-        if self.started:
+        if self.running:
             raise QueueError("configure the queue before it starts")
         if url is not None:
             self._url = url
@@ -173,16 +156,35 @@ class QueuedTasks:
     # -- storage ----------------------------------------------------------------------
     @property
     def storage(self) -> QueueStorage:
+        """The connected storage; QueueError until the queue is started."""
         if self._storage is None:
-            raise QueueError(
-                "the queue is not started: add tasks while the app runs, or inside "
-                "`async with QueuedTasks(url) as tasks:`"
-            )
+            raise QueueError(_NOT_STARTED if self._task_group is None else
+                             "the queue is not started yet: it starts on first use "
+                             "(`await tasks.start()` starts it now)")
         return self._storage
 
     @property
     def started(self) -> bool:
+        """The storage is open (and the embedded worker, if any, runs)."""
         return self._storage is not None
+
+    @property
+    def running(self) -> bool:
+        """The queue's lifespan is running (the queue may not be started yet)."""
+        return self._task_group is not None
+
+    @property
+    def embedded_worker(self) -> Worker | None:
+        """The worker the queue started in this process, if it is started and runs one."""
+        return self._embedded
+
+    def worker(self, *, concurrency: int | None = None,
+               worker_id: str | None = None) -> Worker:
+        """A new :class:`Worker` on this queue's storage, registry and settings, reporting to
+        its hooks (``task:*`` events, ``TaskRef.wait``); the queue must be started. Run it
+        with ``await tg.start(worker.run)`` and stop it with ``worker.stop()``."""
+        return Worker(self.storage, self.registry, self.settings, hooks=self.hooks,
+                      concurrency=concurrency, worker_id=worker_id)
 
     # -- adding -----------------------------------------------------------------------
     def add_task(
@@ -209,16 +211,13 @@ class QueuedTasks:
         ``context`` (initial values for ``get_context``), ``auto_remove`` (delete the record
         when the task succeeds). A task's own argument named like an option goes in
         ``task_kwargs``."""
-        record = self._build(fn, args, kwargs, parent, delay, priority, max_retries, timeout,
-                             unique_key, task_kwargs, context, auto_remove)
+        record = self._build(fn, args, kwargs, AddOptions(
+            parent, delay, priority, max_retries, timeout, unique_key, task_kwargs, context,
+            auto_remove))
         holder = current_request_tasks.get()
-        if holder is not None and holder.holds_queued:
-            batch: Batch = holder.participant(self, lambda: RequestBatch(self))
-        else:
-            self.storage  # noqa: B018 - fail now, with a clear message, if not started
-            batch = self._pending
-            if self._flush_wanted is not None:
-                self._flush_wanted.set()
+        if holder is None or not holder.holds_queued:
+            return self._add_outside_request(record)
+        batch = holder.participant(self, lambda: RequestBatch(self, self._store))
         ref = TaskRef(self, record.id, batch)
         batch.records.append(record)
         batch.refs.append(ref)
@@ -226,12 +225,8 @@ class QueuedTasks:
 
     async def enqueue(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> TaskRef:
         """Like ``add_task`` (same options), but stored when it returns."""
-        options = {k: kwargs.pop(k) for k in list(kwargs) if k in RESERVED_OPTIONS}
-        record = self._build(fn, args, kwargs, options.get("parent"), options.get("delay"),
-                             options.get("priority"), options.get("max_retries"),
-                             options.get("timeout"), options.get("unique_key"),
-                             options.get("task_kwargs"), options.get("context"),
-                             options.get("auto_remove"))
+        options = AddOptions(**{k: kwargs.pop(k) for k in list(kwargs) if k in RESERVED_OPTIONS})
+        record = self._build(fn, args, kwargs, options)
         batch = Batch()
         ref = TaskRef(self, record.id, batch)
         batch.records.append(record)
@@ -241,97 +236,22 @@ class QueuedTasks:
         return ref
 
     def _build(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               parent: ParentSpec, delay: float | None, priority: int | None,
-               max_retries: int | None, timeout: float | None, unique_key: str | None,
-               task_kwargs: Mapping[str, Any] | None,
-               context: Mapping[str, Any] | None,
-               auto_remove: bool | None) -> TaskRecord:
-        defined_as = task_name(fn)
-        if defined_as.startswith("__main__:") and not self.settings.url.startswith("memory:"):
-            raise TypeError(
-                f"{defined_as} is defined in the script being run (__main__): worker "
-                f"processes can't import it; move it into a module and import it from there")
-        registered = self.registry.for_function(fn)
-        name = registered.name
-        if task_kwargs is not None:
-            kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
-        initial_context = {} if context is None else _check_context(context)
-        if self._before_store:
-            view = NewTask(name, list(args), dict(kwargs), dict(zip(HOOK_OPTIONS, (
-                parent, delay, priority, max_retries, timeout, unique_key, auto_remove),
-                strict=True)), initial_context)
-            run_hooks(self._before_store, view)
-            args, kwargs = tuple(view.args), view.kwargs
-            initial_context = _check_context(view.context)
-            parent, delay, priority, max_retries, timeout, unique_key, auto_remove = (
-                view.options.get(option) for option in HOOK_OPTIONS)
-        if delay is not None:
-            delay = check_seconds("delay", delay)
-        if priority is not None:
-            priority = check_priority(priority)
-        if max_retries is not None:
-            max_retries = check_count("max_retries", max_retries)
-        if timeout is not None:
-            timeout = check_seconds("timeout", timeout)
-        if unique_key is not None:
-            unique_key = check_key("unique_key", unique_key)
-        if auto_remove is not None:
-            auto_remove = check_flag("auto_remove", auto_remove)
-        parents = self._parent_ids(parent)
-        options = registered.options
-        enc_args, enc_kwargs = encode_call(name, args, kwargs)
-        now = time.time()
-        retries = max_retries if max_retries is not None else options.max_retries
-        task_timeout = timeout if timeout is not None else options.timeout
-        return TaskRecord(
-            id=_new_id(),
-            name=name,
-            args=enc_args,
-            kwargs=enc_kwargs,
-            max_retries=self.settings.max_retries if retries is None else retries,
-            timeout=task_timeout,
-            priority=priority if priority is not None else (options.priority or 0),
-            created_at=now,
-            run_at=now + delay if delay else None,
-            parents=parents,
-            unique_key=unique_key,
-            context=initial_context,
-            auto_remove=bool(options.auto_remove) if auto_remove is None else auto_remove,
-        )
-
-    def _parent_ids(self, parent: ParentSpec) -> tuple[str, ...]:
-        if parent is None:
-            return ()
-        items: Iterable[TaskRef | str]
-        if isinstance(parent, (TaskRef, str)):
-            items = [parent]
-        elif isinstance(parent, Iterable) and not isinstance(parent, (bytes, Mapping)):
-            items = parent
-        else:
-            raise TypeError(f"parent must be a TaskRef, a task id or a list of them, "
-                            f"got {parent!r}")
-        ids: list[str] = []
-        for item in items:
-            if isinstance(item, TaskRef):
-                if item._batch is not None and item._batch.error is not None:
-                    raise MissingParentError(f"parent task {item.id} was never stored")
-                ids.append(item.id)
-            elif isinstance(item, str):
-                ids.append(check_key("parent", item))
-            else:
-                raise TypeError(f"parent must be a TaskRef or a task id, got {item!r}")
-        return tuple(dict.fromkeys(ids))
+               options: AddOptions) -> TaskRecord:
+        return build_record(fn, args, kwargs, options, registry=self.registry,
+                            settings=self.settings, hooks=self._before_store)
 
     async def _store(self, batch: Batch) -> None:
-        """Store ``batch`` in one call; settles it (with the error, which is re-raised)."""
+        """Store ``batch`` in one call (starting the queue if needed); settles it (with the
+        error, which is re-raised)."""
         try:
+            await self.start()
             stored = await self.storage.enqueue(batch.records)
         except BaseException as exc:
             batch.settle(None, exc)
             raise
         batch.settle(stored, None)
         for record in stored:
-            await self._emit("task:created", record)
+            await self.hooks.emit("task:created", record)
 
     async def flush(self) -> None:
         """Wait until every task added so far outside a request is stored (or raise)."""
@@ -340,6 +260,24 @@ class QueuedTasks:
             await self._store(batch)
         for batch in list(self._unsettled):
             await batch.wait_stored()
+
+    def _add_outside_request(self, record: TaskRecord) -> TaskRef:
+        """Hand ``record`` to the flusher, on the event loop's thread (a sync task runs in a
+        worker thread), starting the flusher the first time."""
+        if self._task_group is None:
+            raise QueueError(_NOT_STARTED)
+        if threading.get_ident() != self._loop_thread:
+            return anyio.from_thread.run_sync(self._add_outside_request, record)
+        batch = self._pending
+        ref = TaskRef(self, record.id, batch)
+        batch.records.append(record)
+        batch.refs.append(ref)
+        if self._flush_wanted is not None:
+            self._flush_wanted.set()
+        elif not self._flusher_started:
+            self._flusher_started = True
+            self._task_group.start_soon(self._flusher)
+        return ref
 
     async def _flusher(self) -> None:
         while True:
@@ -358,7 +296,9 @@ class QueuedTasks:
                 self._unsettled.remove(batch)
 
     # -- lifecycle --------------------------------------------------------------------
-    def _resolve_settings(self) -> QueueSettings:
+    def resolve_settings(self) -> QueueSettings:
+        """The settings the queue starts with: the given ones, else ``QUEUE_*`` variables,
+        with ``configure`` overrides applied."""
         if self._given_settings is not None:
             settings = self._given_settings
         else:
@@ -369,101 +309,122 @@ class QueuedTasks:
             settings = settings.replace(strict=self._strict_override)
         return settings
 
-    @asynccontextmanager
-    async def lifespan(self, app: QakeAPI | None = None,
-                       *, worker: bool | None = None) -> AsyncIterator[QueuedTasks]:
-        """Connect, run the flusher and (unless turned off) an embedded worker; on exit
-        store what is pending, drain the worker for its grace period, and close."""
-        from .worker import Worker
+    def _declared(self) -> bool:
+        """Start at startup: the app registered tasks, or its SQLite queue exists."""
+        return self.registry.has_registrations or _existing_sqlite_queue(self.settings.url)
 
-        self.settings = self._resolve_settings()
+    @asynccontextmanager
+    async def lifespan(self, app: QakeAPI | None = None, *, worker: bool | None = None,
+                       start: bool | None = None) -> AsyncIterator[QueuedTasks]:
+        """Run the queue for an app's lifespan; on exit store what is pending, drain the
+        embedded worker for its grace period, and close.
+
+        The queue is started — storage opened, embedded worker (unless turned off) running —
+        at once when ``start`` is true; when it is None (an app's lifespan), at once only if
+        the app declares tasks: a task is registered (``@tasks.task``, ``tasks.register``)
+        or the queue is a SQLite file that exists. Otherwise the first use starts it: the
+        first ``add_task``/``enqueue`` (in a request, when its tasks are stored, before the
+        response), ``flush`` or read, or ``await tasks.start()``."""
+        self.settings = self.resolve_settings()
+        open_storage(self.settings.url)  # a bad QUEUE_URL fails at startup, not at first use
         self.app = app
+        self.hooks.bus = None if app is None else app.events
         self.registry.strict = self.settings.strict
         if app is not None:
             self.registry.allow_package(app.import_name)
-        storage = open_storage(self.settings.url)
-        await storage.connect()
-        self._storage = storage
-        run_worker = self.settings.embedded_worker if worker is None else worker
+        self._run_worker = self.settings.embedded_worker if worker is None else worker
         try:
             with single_exception():
                 async with anyio.create_task_group() as tg:
                     self._task_group = tg
-                    tg.start_soon(self._flusher)
-                    if run_worker:
-                        self.worker = Worker(self)
-                        await tg.start(self.worker.run)
+                    self._loop_thread = threading.get_ident()
+                    self._opening = anyio.Lock()
+                    if start or (start is None and self._declared()):
+                        await self.start()
                     try:
                         yield self
                     finally:
                         with anyio.CancelScope(shield=True):
-                            try:
-                                await self.flush()
-                            except Exception:
-                                logger.exception("storing queued tasks at shutdown failed")
-                            if self.worker is not None:
-                                await self.worker.stop_and_wait()
+                            await self._shut_down()
                         tg.cancel_scope.cancel()
         finally:
+            storage = self._storage
             self._task_group = None
-            self.worker = None
+            self._opening = None
+            self._embedded = None
             self._storage = None
-            with anyio.CancelScope(shield=True):
-                await storage.close()
+            self._flush_wanted = None
+            self._flusher_started = False
+            if storage is not None:
+                with anyio.CancelScope(shield=True):
+                    await storage.close()
+
+    async def start(self) -> None:
+        """Open the storage and start the embedded worker now, if not yet (the lifespan or
+        the first use does this otherwise). QueueError outside the queue's lifespan."""
+        if self._storage is not None:
+            return
+        if self._task_group is None or self._opening is None:
+            raise QueueError(_NOT_STARTED)
+        task_group = self._task_group
+        with anyio.CancelScope(shield=True):
+            async with self._opening:
+                if self._storage is not None:
+                    return
+                storage = open_storage(self.settings.url)
+                await storage.connect()
+                self._storage = storage
+                if self._run_worker:
+                    embedded = self.worker()
+                    await task_group.start(embedded.run)
+                    self._embedded = embedded
+
+    async def _shut_down(self) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception("storing queued tasks at shutdown failed")
+        if self._embedded is not None:
+            await self._embedded.stop_and_wait()
 
     async def __aenter__(self) -> QueuedTasks:
         self._stack = AsyncExitStack()
-        return await self._stack.enter_async_context(self.lifespan())
+        return await self._stack.enter_async_context(self.lifespan(start=True))
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._stack is not None
         await self._stack.__aexit__(exc_type, exc, tb)
 
-    # -- events and waiting -----------------------------------------------------------
-    async def _emit(self, name: str, record: TaskRecord) -> None:
-        app = self.app
-        if app is not None and app.events.has_listeners(name):
-            await app.events.emit(name, record)
+    # -- inspecting and controlling (each starts the queue if needed) ------------------
+    async def _started_storage(self) -> QueueStorage:
+        await self.start()
+        return self.storage
 
-    def _task_finished(self, task_id: str) -> None:
-        event = self._done_waiters.pop(task_id, None)
-        if event is not None:
-            event.set()
-
-    async def _wait_done(self, task_id: str, timeout: float) -> None:
-        event = self._done_waiters.get(task_id)
-        if event is None:
-            event = self._done_waiters[task_id] = anyio.Event()
-        with anyio.move_on_after(timeout):
-            await event.wait()
-
-    # -- inspecting and controlling ---------------------------------------------------
     async def get(self, task_id: str) -> TaskRecord | None:
-        return await self.storage.get(task_id)
+        return await (await self._started_storage()).get(task_id)
 
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
-                   offset: int = 0) -> list[TaskRecord]:
-        return await self.storage.list(status, limit=limit, offset=offset)
+                   offset: int = 0) -> builtins.list[TaskRecord]:
+        return await (await self._started_storage()).list(status, limit=limit, offset=offset)
 
     async def stats(self) -> QueueStats:
-        return await self.storage.stats()
+        return await (await self._started_storage()).stats()
 
     async def cancel(self, task_id: str, reason: str = "cancelled") -> TaskRecord:
-        record = await self.storage.cancel(task_id, reason)
+        record = await (await self._started_storage()).cancel(task_id, reason)
         if record.status is TaskStatus.CANCELLED:
-            self._task_finished(task_id)
-            await self._emit("task:cancelled", record)
+            await self.hooks.on_finished(record)
         return record
 
     async def requeue(self, task_id: str) -> TaskRecord:
-        return await self.storage.requeue(task_id)
+        return await (await self._started_storage()).requeue(task_id)
 
     async def purge(self, statuses: Collection[TaskStatus] | None = None, *,
                     older_than: float | None = None) -> int:
-        chosen = statuses or (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
         before = time.time() - older_than if older_than is not None else None
-        return await self.storage.purge(chosen, finished_before=before)
+        return await (await self._started_storage()).purge(
+            statuses or TERMINAL_STATUSES, finished_before=before)
 
     async def workers(self) -> builtins.list[WorkerInfo]:
-        return await self.storage.list_workers()
+        return await (await self._started_storage()).list_workers()

@@ -36,6 +36,11 @@ class TaskRef:
     def __repr__(self) -> str:
         return f"TaskRef({self.id!r})"
 
+    @property
+    def store_error(self) -> BaseException | None:
+        """Why the task was never stored, once storing it failed (else None)."""
+        return None if self._batch is None else self._batch.error
+
     async def stored(self) -> None:
         """Wait until the task is stored; raises the storage error if storing failed."""
         if self._batch is not None:
@@ -60,7 +65,7 @@ class TaskRef:
                 found = await self.record()
                 if found.is_terminal:
                     return found
-                await self._queue._wait_done(self.id, interval)
+                await self._queue.hooks.wait_finished(self.id, interval)
                 interval = min(_POLL_MAX, interval * 2)
         raise TaskWaitTimeout(f"task {self.id} did not finish within {timeout} s")
 

@@ -111,6 +111,11 @@ class TaskRegistry:
             return
         self.packages.add(top)
 
+    @property
+    def has_registrations(self) -> bool:
+        """Some function is registered (by the app, or by running or adding it)."""
+        return bool(self._tasks)
+
     def _in_app(self, module_name: str) -> bool:
         return module_name.split(".")[0] in self.packages
 

@@ -10,6 +10,11 @@ Loops of one worker (all on one anyio task group):
   records; progress — stores changed context and logs of running tasks.
 
 Backend errors never kill the worker: it logs them and retries with capped backoff.
+
+A worker needs no :class:`~qakeapi.queued_tasks.QueuedTasks`: it takes a connected storage,
+the registry of the functions it may run, the settings and a hooks sink
+(:class:`~qakeapi.queued_tasks.hooks.WorkerHooks`) told when attempts start and finish.
+``tasks.worker()`` builds one on a queue's storage that reports to the queue's hooks.
 """
 
 from __future__ import annotations
@@ -24,15 +29,24 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from ..constants import HEARTBEAT_FRACTION, IDLE_RECHECK_SECONDS, PROGRESS_FLUSH_SECONDS
+from ..constants import (
+    HEARTBEAT_FRACTION,
+    IDLE_RECHECK_SECONDS,
+    PROGRESS_FLUSH_SECONDS,
+    SETTING_MAX_COUNT,
+)
 from ..core.isolation import ThreadSlots
+from ..core.options import check_count
 from ..core.retry import backoff_delay
-from ..types import WorkerInfo
+from ..types import TERMINAL_STATUSES, WorkerInfo
+from .backends import QueueStorage
 from .execution import TaskExecution
+from .hooks import NO_HOOKS, WorkerHooks
+from .registry import TaskRegistry
+from .settings import QueueSettings
 
 if TYPE_CHECKING:
     from ..types import TaskOutcome, TaskRecord
-    from .queue import QueuedTasks
 
 __all__ = ["Worker"]
 
@@ -42,14 +56,30 @@ _BACKOFF_MAX = 2.0
 _PURGE_EVERY = 300.0
 
 
-class Worker:
-    """Runs queued tasks from ``queue``'s storage, ``concurrency`` at a time."""
+def _checked(name: str, value: object, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise TypeError(f"Worker({name}=...) takes a {kind.__name__}, got {value!r}; "
+                        f"Worker(storage, registry, settings) — or tasks.worker() from a queue")
 
-    def __init__(self, queue: QueuedTasks, *, concurrency: int | None = None,
+
+class Worker:
+    """Runs the tasks of ``storage`` (connected), ``concurrency`` at a time (default
+    ``settings.max_workers``), and tells ``hooks`` when attempts start and finish.
+
+    Run it in a task group: ``await tg.start(worker.run)``; ``worker.stop()`` drains it."""
+
+    def __init__(self, storage: QueueStorage, registry: TaskRegistry, settings: QueueSettings,
+                 *, hooks: WorkerHooks = NO_HOOKS, concurrency: int | None = None,
                  worker_id: str | None = None) -> None:
-        self.queue = queue
-        self.settings = queue.settings
-        self.concurrency = concurrency or self.settings.max_workers
+        _checked("storage", storage, QueueStorage)
+        _checked("registry", registry, TaskRegistry)
+        _checked("settings", settings, QueueSettings)
+        self.storage = storage
+        self.registry = registry
+        self.settings = settings
+        self.hooks = hooks
+        self.concurrency = settings.max_workers if concurrency is None else check_count(
+            "concurrency", concurrency, minimum=1, maximum=SETTING_MAX_COUNT)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.started_at = time.time()
         self.running: dict[str, TaskExecution] = {}
@@ -63,6 +93,11 @@ class Worker:
         self._progress_wanted = anyio.Event()
 
     # -- control ----------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        """``stop()`` was called: the worker claims no more tasks."""
+        return self._stopping
+
     def stop(self) -> None:
         """Stop claiming; running tasks get the grace period, then are given back."""
         self._stopping = True
@@ -70,6 +105,7 @@ class Worker:
         self._slot_freed.set()
 
     async def stop_and_wait(self) -> None:
+        """``stop()``, then wait until ``run`` has returned."""
         self.stop()
         await self._stopped.wait()
 
@@ -87,7 +123,7 @@ class Worker:
     # -- main -------------------------------------------------------------------------
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
                   ) -> None:
-        storage = self.queue.storage
+        storage = self.storage
         try:
             await self._retrying("register worker",
                                  lambda: storage.register_worker(self._info()), attempts=3)
@@ -128,7 +164,7 @@ class Worker:
                 await anyio.sleep(delay)
 
     async def _listen(self) -> None:
-        storage = self.queue.storage
+        storage = self.storage
         while True:
             try:
                 await storage.listen(self._on_work, self._on_cancel)
@@ -139,7 +175,7 @@ class Worker:
                 await anyio.sleep(1.0)
 
     async def _claim_loop(self, runners: anyio.abc.TaskGroup) -> None:
-        storage = self.queue.storage
+        storage = self.storage
         lease = self.settings.lease_seconds
         failures = 0
         while not self._stopping:
@@ -167,7 +203,7 @@ class Worker:
                 await self._idle_wait()
 
     async def _idle_wait(self) -> None:
-        storage = self.queue.storage
+        storage = self.storage
         timeout = IDLE_RECHECK_SECONDS
         try:
             due = await storage.next_due_at()
@@ -214,7 +250,7 @@ class Worker:
         if not self._outcomes:
             return
         batch, self._outcomes = self._outcomes, []
-        storage = self.queue.storage
+        storage = self.storage
         accepted = await self._retrying(
             f"storing {len(batch)} outcome(s)",
             lambda: storage.finish(self.id, [outcome for outcome, _ in batch]),
@@ -237,10 +273,7 @@ class Worker:
                 record.logs = outcome.logs
             if outcome.status.is_terminal:
                 record.finished_at = time.time()
-                self.queue._task_finished(record.id)
-                await self.queue._emit("task:" + outcome.status.value, record)
-            else:
-                await self.queue._emit("task:retrying", record)
+            await self.report(self.hooks.on_finished, record)
 
     # -- heartbeat and progress -------------------------------------------------------
     def _info(self) -> WorkerInfo:
@@ -249,7 +282,7 @@ class Worker:
                           last_heartbeat=time.time(), running=len(self.running))
 
     async def _heartbeat_loop(self) -> None:
-        storage = self.queue.storage
+        storage = self.storage
         interval = self.settings.lease_seconds / HEARTBEAT_FRACTION
         last_purge = 0.0
         while True:
@@ -268,10 +301,20 @@ class Worker:
                     self._wake.set()
                 if time.time() - last_purge > _PURGE_EVERY:
                     last_purge = time.time()
-                    await self.queue.purge(older_than=self.settings.retention_seconds)
+                    await storage.purge(
+                        TERMINAL_STATUSES,
+                        finished_before=time.time() - self.settings.retention_seconds)
             except Exception as exc:
                 logger.warning("worker %s: heartbeat failed: %r", self.id, exc)
             await anyio.sleep(interval)
+
+    async def report(self, hook: Callable[[TaskRecord], Awaitable[None]],
+                     record: TaskRecord) -> None:
+        """``await hook(record)`` (one of ``self.hooks``); what it raises is logged only."""
+        try:
+            await hook(record)
+        except Exception:
+            logger.exception("worker %s: hook %r for task %s failed", self.id, hook, record.id)
 
     def progress_changed(self) -> None:
         self._progress_wanted.set()
