@@ -69,7 +69,7 @@ async def test_an_app_that_never_uses_the_queue_opens_nothing(tmp_path: Path) ->
             assert (await client.get("/plain")).json() == {"ok": True}
         tasks = app.queued_tasks
         assert (tasks.running, tasks.started, tasks.embedded_worker) == (True, False, None)
-        assert set(threading.enumerate()) == threads
+        assert set(threading.enumerate()) - threads == set()  # idle threads may end meanwhile
         with pytest.raises(QueueError, match="starts on first use"):
             tasks.storage  # noqa: B018
     assert queue_files(tmp_path) == []
