@@ -120,3 +120,25 @@ OPTION_MAX_KEY_CHARS = 256
 """Longest ``unique_key`` or parent task id accepted."""
 SETTING_MAX_COUNT = 1_000_000_000
 """Largest count setting (threads, pending tasks, records kept...) accepted."""
+
+# --- dashboard ------------------------------------------------------------------------
+DASHBOARD_POLL_SECONDS = 1.0
+"""How often a dashboard reads storage while at least one live page is open (one shared read
+per dashboard app, none while no page is open)."""
+DASHBOARD_KEEPALIVE_SECONDS = 15.0
+"""A live page's stream sends a comment this often so proxies keep it open."""
+DASHBOARD_PAGE_SIZE = 50
+"""Tasks per page of the dashboard's task list."""
+DASHBOARD_NAME_SCAN_LIMIT = 5_000
+"""Most records the task list reads to fill one page filtered by name (the storage API has
+no name filter); the page says when it stopped early."""
+DASHBOARD_CHART_SAMPLE = 500
+"""Most recent finished tasks per state the overview's one-hour chart reads."""
+DASHBOARD_CHART_BUCKETS = 12
+"""Bars of the overview's one-hour chart (five minutes each)."""
+DASHBOARD_LOG_LINES = 500
+"""Most log lines a task page shows."""
+DASHBOARD_COOKIE = "qakeapi_dashboard"
+DASHBOARD_CSRF_COOKIE = "qakeapi_dashboard_csrf"
+DASHBOARD_TOKEN_HEADER = "X-Dashboard-Token"
+ENV_DASHBOARD_TOKEN = "QAKEAPI_DASHBOARD_TOKEN"

@@ -1,0 +1,1 @@
+"""The dashboard's internals; the public entry point is :func:`qakeapi.dashboard.dashboard`."""
