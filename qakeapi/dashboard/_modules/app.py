@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, quote
 
@@ -64,7 +65,7 @@ class DashboardApp:
         self.read_only = read_only
         self.feed = LiveFeed(source, poll_interval)
         action = self._action
-        self._app = Starlette(routes=[
+        self._app = Starlette(lifespan=self._lifespan, routes=[
             Route("/", self._page(self._overview)),
             Route("/tasks", self._page(self._tasks)),
             Route("/search", self._search, methods=["POST"]),
@@ -77,6 +78,17 @@ class DashboardApp:
             Route("/login", self._login, methods=["GET", "POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ])
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        """Served on its own, the dashboard runs its queue's lifespan (mounted, the host's
+        lifespan does: Starlette does not pass lifespan events to mounted apps)."""
+        tasks = self.source.tasks
+        if tasks.running:
+            yield
+            return
+        async with tasks.lifespan():
+            yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -107,7 +119,11 @@ class DashboardApp:
     def _page(self, build: Callable[[Request, Page], Awaitable[Response]]) -> Handler:
         async def handler(request: Request) -> Response:
             token, fresh = self.access.csrf_token(request)
-            response = await build(request, Page(_root(request), token, self.read_only))
+            try:
+                response = await build(request, Page(_root(request), token, self.read_only))
+            except QueueError as exc:
+                logger.warning("the dashboard could not read the queue: %s", exc)
+                response = self._problem(request, 503, str(exc))
             if fresh is not None:
                 self.access.set_cookie(response, DASHBOARD_CSRF_COOKIE, fresh,
                                        _root(request) or "/")
