@@ -14,8 +14,9 @@ from ..queued_tasks import QueuedTasks
 from ._modules.access import Access, AuthCheck
 from ._modules.app import DashboardApp
 from ._modules.data import Mask, Source
+from ._modules.standalone import serve_dashboard
 
-__all__ = ["AuthCheck", "DashboardApp", "Mask", "dashboard"]
+__all__ = ["AuthCheck", "DashboardApp", "Mask", "dashboard", "serve_dashboard"]
 
 MIN_POLL_SECONDS = 0.1
 
