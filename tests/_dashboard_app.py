@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from qakeapi import add_background_task
 from qakeapi.dashboard import dashboard
 from qakeapi.queued_tasks import QueuedTasks, getLogger, set_context
+from qakeapi.tasks_asgi import tasks_lifespan
 from qakeapi.types import TaskRecord
 
 TOKEN = "test-dashboard-token"
@@ -66,13 +68,19 @@ def build(directory: Path, **options: Any) -> tuple[Starlette, QueuedTasks]:
                                   **body.get("kwargs", {}))
         return JSONResponse({"id": ref.id})
 
+    async def background(request: Request) -> JSONResponse:
+        body = await request.json()
+        ref = await add_background_task(sleeper, body["seconds"])
+        return JSONResponse({"id": ref.id})
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        async with tasks.lifespan():
+        async with tasks_lifespan(tasks):
             yield
 
     app = Starlette(lifespan=lifespan, routes=[
         Route("/add", add, methods=["POST"]),
+        Route("/background", background, methods=["POST"]),
         Mount("/dash", dashboard(tasks, auth=TOKEN, mask=mask, poll_interval=0.2, **options)),
         Mount("/ro", dashboard(tasks, auth=TOKEN, read_only=True, poll_interval=0.2)),
     ])

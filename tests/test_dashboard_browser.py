@@ -48,7 +48,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     options = Options()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,900"):
+                "--window-size=1280,1000"):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(DRIVER))
     driver.set_page_load_timeout(30)
@@ -113,15 +113,26 @@ def test_live_progress_and_logs_without_reload(site: tuple[str, Any], browser: A
     lines = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "ol.logs li")[1:], "line 2")
     assert "finished step 2" in lines[0].text
     assert browser.execute_script("return window.__sameDocument") is True
+    wait_for(lambda: "current" in text(browser, '[data-live="context"]'), "the context tree")
     assert "s-running" in browser.find_element(By.CSS_SELECTOR, "h1 .badge").get_attribute(
         "class")
     browser.save_screenshot(str(tmp_path / "task-running.png"))
+    for _ in range(3):
+        add(url, "flaky")
+        add(url, "sleeper", 0)
+    background = httpx.post(f"{url}/background", json={"seconds": 30}).json()["id"]
+    browser.get(f"{url}/dash/")
+    wait_for(lambda: text(browser, '[data-live="count-failed"]') == "3", "3 failures")
+    assert background[:12] in browser.page_source, "the in-process task is shown"
+    assert task_id[:12] in text(browser, ".workers"), "the worker runs the stepper"
+    browser.execute_script("window.__sameDocument = true")
+    browser.save_screenshot(str(tmp_path / "overview.png"))
     for step in (3, 4):
         (tmp_path / f"step-{step}").touch()
-    wait_for(lambda: text(browser, "h1 .badge") == "succeeded", "the task to succeed")
-    browser.get(f"{url}/dash/")
-    wait_for(lambda: text(browser, '[data-live="count-succeeded"]') == "1", "the count")
-    browser.save_screenshot(str(tmp_path / "overview.png"))
+    wait_for(lambda: text(browser, '[data-live="count-succeeded"]') == "4", "4 successes")
+    assert browser.execute_script("return window.__sameDocument") is True
+    browser.get(f"{url}/dash/task/{task_id}")
+    assert text(browser, "h1 .badge") == "succeeded"
 
 
 def test_cancel_and_retry_from_the_page(site: tuple[str, Any], browser: Any,

@@ -24,6 +24,7 @@ from ...constants import DASHBOARD_KEEPALIVE_SECONDS, DASHBOARD_LOG_LINES
 from ...types import QueueStats, TaskRecord, TaskStatus
 from .data import Source
 from .markup import ago, progress_value
+from .views import context_html
 
 __all__ = ["LiveFeed", "Snapshot", "event_stream", "overview_payload", "task_payload"]
 
@@ -121,7 +122,7 @@ def task_payload(task_id: str) -> Callable[[Snapshot], dict[str, Any]]:
         return {"status": record.status.value, "progress": progress_value(record.context),
                 "logs": list(record.logs)[-DASHBOARD_LOG_LINES:],
                 "attempts": f"{record.attempts} of {record.max_retries + 1}",
-                "terminal": record.is_terminal}
+                "context_html": context_html(record), "terminal": record.is_terminal}
     return payload
 
 

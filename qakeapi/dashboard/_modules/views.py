@@ -23,7 +23,8 @@ from .markup import (
     tree,
 )
 
-__all__ = ["Page", "confirm_page", "list_page", "login_page", "overview_page", "task_page"]
+__all__ = ["Page", "confirm_page", "context_html", "list_page", "login_page", "overview_page",
+           "task_page"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +66,14 @@ def overview_page(page: Page, data: Overview) -> str:
               f'<span class="sw bad"></span>{finished[1]:,} failed</p>')
     worker_rows = [
         f'<tr><td><code>{esc(w.info.id)}</code></td><td>{esc(w.info.hostname)}:{w.info.pid}</td>'
-        f'<td>{w.info.running}/{w.info.concurrency}</td><td>{esc(ago(w.info.last_heartbeat, now))}'
-        f'</td><td>{", ".join(_task_link(page, r) + " " + esc(r.name) for r in w.running)}'
-        '</td></tr>' for w in data.workers]
+        f'<td>{max(w.info.running, len(w.running))}/{w.info.concurrency}</td>'
+        f'<td>{esc(ago(w.info.last_heartbeat, now))}</td>'
+        f'<td>{", ".join(f"{_task_link(page, r)} {esc(r.name)}" for r in w.running)}</td></tr>'
+        for w in data.workers]
     body = (f'<h1>Overview</h1><div class="tiles">{tiles}</div>{facts}'
             + _card("Finished in the last hour", throughput_svg(data.chart) + legend)
             + _card("Workers", table(["worker", "host", "busy", "heartbeat", "running"],
-                                     worker_rows, "No live worker.")))
+                                     worker_rows, "No live worker."), "workers"))
     if data.background_counts is not None:
         bg_counts = " ".join(f'{badge(s)} {data.background_counts.get(s, 0)}'
                              for s in TaskStatus)
@@ -144,6 +146,10 @@ def _actions(page: Page, record: TaskRecord) -> str:
     return f'<div class="actions">{"".join(buttons)}</div>'
 
 
+def context_html(record: TaskRecord) -> str:
+    return tree(record.context) if record.context else '<p class="empty">No context.</p>'
+
+
 def _task_progress(record: TaskRecord) -> str:
     value = progress_value(record.context)
     if value is None and record.is_terminal:
@@ -184,8 +190,7 @@ def task_page(page: Page, record: TaskRecord, background: bool = False) -> str:
     parents = "".join(f'<li><a href="{esc(page.root)}/task/{esc(p)}"><code>{esc(p)}</code></a>'
                       '</li>' for p in record.parents)
     side = (_card("Attempts and timings", f'<dl class="kv">{facts}</dl>')
-            + _card("Context", tree(record.context) if record.context
-                    else '<p class="empty">No context.</p>')
+            + _card("Context", f'<div data-live="context">{context_html(record)}</div>')
             + _card("Runs after", f'<ul class="links">{parents}</ul>' if parents
                     else '<p class="empty">No parent.</p>'))
     return f'{head}<div class="cols"><div>{main}</div><div>{side}</div></div>'

@@ -48,6 +48,12 @@
       if (key === "progress") { setProgress(data.progress); }
       else if (key === "logs") { setLogs(data.logs); }
       else if (key === "status") { setStatus(data.status); }
+      else if (key === "context_html") {
+        // rendered and escaped by the server, like the page itself
+        all("context").forEach(function (el) {
+          if (el.innerHTML !== data.context_html) { el.innerHTML = data.context_html; }
+        });
+      }
       else if (typeof data[key] === "string") { setText(key, data[key]); }
     });
     if (data.terminal) {
