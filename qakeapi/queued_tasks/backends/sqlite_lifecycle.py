@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ...exceptions import MissingParentError, TaskNotFound
 from ...types import TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus
+from ..serialization import dumps
 from .base import LOST_WORKER, RenewResult
 from .sqlite_connect import transaction
 from .sqlite_deps import (
@@ -24,7 +25,7 @@ from .sqlite_deps import (
     fanout_step,
     revive,
 )
-from .sqlite_schema import COLUMNS, INSERT_SQL, claimed_records, dumps, read_row, row_from_record
+from .sqlite_schema import COLUMNS, INSERT_SQL, claimed_records, read_row, row_from_record
 
 __all__ = ["cancel", "claim", "enqueue", "fanout_chunk", "finish", "next_due", "read_task",
            "reclaim", "renew", "requeue", "save_progress"]

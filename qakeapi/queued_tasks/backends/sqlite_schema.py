@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from typing import Any
 
 from ...exceptions import CorruptTaskError
 from ...types import TaskRecord
+from ..serialization import dumps
 from .rows import corrupt, corrupt_error_info, decode_record, read_record, safe_text
 
 __all__ = ["ADD_AUTO_REMOVE", "COLUMNS", "INSERT_SQL", "SCHEMA", "SCHEMA_VERSION",
-           "claimed_records", "dumps", "read_row", "record_from_row", "row_from_record",
+           "claimed_records", "read_row", "record_from_row", "row_from_record",
            "text_or_escaped"]
 
 logger = logging.getLogger("qakeapi.queue")
@@ -81,11 +81,6 @@ COLUMNS = (
 )
 
 _INSERT_COLUMNS = COLUMNS + ", due, waiting"
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON as the queue stores it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def row_from_record(record: TaskRecord, waiting: int) -> tuple[Any, ...]:
