@@ -120,3 +120,6 @@ OPTION_MAX_KEY_CHARS = 256
 """Longest ``unique_key`` or parent task id accepted."""
 SETTING_MAX_COUNT = 1_000_000_000
 """Largest count setting (threads, pending tasks, records kept...) accepted."""
+
+__all__ = sorted(name for name in tuple(globals()) if name.isupper())
+"""Every named default above."""
