@@ -142,3 +142,6 @@ DASHBOARD_COOKIE = "qakeapi_dashboard"
 DASHBOARD_CSRF_COOKIE = "qakeapi_dashboard_csrf"
 DASHBOARD_TOKEN_HEADER = "X-Dashboard-Token"
 ENV_DASHBOARD_TOKEN = "QAKEAPI_DASHBOARD_TOKEN"
+
+__all__ = sorted(name for name in tuple(globals()) if name.isupper())
+"""Every named default above."""
