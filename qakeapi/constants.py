@@ -132,8 +132,9 @@ DASHBOARD_PAGE_SIZE = 50
 DASHBOARD_NAME_SCAN_LIMIT = 5_000
 """Most records the task list reads to fill one page filtered by name (the storage API has
 no name filter); the page says when it stopped early."""
-DASHBOARD_CHART_SAMPLE = 500
-"""Most recent finished tasks per state the overview's one-hour chart reads."""
+DASHBOARD_RECENT_SAMPLE = 200
+"""Newest tasks the overview reads (one first-page read) for its one-hour chart and for what
+each worker runs."""
 DASHBOARD_CHART_BUCKETS = 12
 """Bars of the overview's one-hour chart (five minutes each)."""
 DASHBOARD_LOG_LINES = 500

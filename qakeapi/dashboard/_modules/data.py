@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from ...constants import (
     DASHBOARD_CHART_BUCKETS,
-    DASHBOARD_CHART_SAMPLE,
     DASHBOARD_NAME_SCAN_LIMIT,
     DASHBOARD_PAGE_SIZE,
+    DASHBOARD_RECENT_SAMPLE,
 )
 from ...core.background import BackgroundTaskManager
 from ...queued_tasks import QueuedTasks
@@ -41,6 +41,8 @@ class Overview:
     stats: QueueStats
     workers: list[LiveWorker]
     chart: list[ChartBucket]
+    sampled: bool
+    """True when the chart counts only the newest ``DASHBOARD_RECENT_SAMPLE`` tasks."""
     background_counts: dict[TaskStatus, int] | None
     background: list[TaskRecord] = field(default_factory=list)
 
@@ -83,21 +85,22 @@ class Source:
         return [w for w in await self.tasks.workers() if now - w.last_heartbeat <= stale_after]
 
     async def overview(self) -> Overview:
+        """One read of the newest tasks feeds the chart and what each worker runs: reads by
+        state scan the whole queue on some backends."""
         now = time.time()
         stats = await self.tasks.stats()
-        running = await self.tasks.list(TaskStatus.RUNNING, limit=DASHBOARD_PAGE_SIZE * 4)
+        recent = await self.tasks.list(limit=DASHBOARD_RECENT_SAMPLE)
+        running = [r for r in recent if r.status is TaskStatus.RUNNING]
         workers = [LiveWorker(w, [self.masked(r) for r in running if r.worker_id == w.id])
                    for w in await self.live_workers()]
-        finished: list[TaskRecord] = []
-        for status in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
-            finished += await self.tasks.list(status, limit=DASHBOARD_CHART_SAMPLE)
         counts = background = None
         if self.manager is not None:
             counts = self.manager.counts()
             records = sorted(self.manager.tasks.values(), key=lambda r: r.created_at,
                              reverse=True)
             background = [self.masked(r) for r in records[:DASHBOARD_PAGE_SIZE // 2]]
-        return Overview(stats, workers, chart(finished, now), counts, background or [])
+        return Overview(stats, workers, chart(recent, now),
+                        len(recent) == DASHBOARD_RECENT_SAMPLE, counts, background or [])
 
     async def page(self, status: TaskStatus | None, name: str | None, offset: int) -> ListPage:
         if not name:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from ...constants import DASHBOARD_LOG_LINES
+from ...constants import DASHBOARD_LOG_LINES, DASHBOARD_RECENT_SAMPLE
 from ...types import TaskRecord, TaskStatus
 from .chart import throughput_svg
 from .data import ListPage, Overview
@@ -63,7 +63,9 @@ def overview_page(page: Page, data: Overview) -> str:
              f'<span class="big" data-live="workers">{len(data.workers)}</span></div></div>')
     finished = sum(b.succeeded for b in data.chart), sum(b.failed for b in data.chart)
     legend = (f'<p class="legend"><span class="sw ok"></span>{finished[0]:,} succeeded '
-              f'<span class="sw bad"></span>{finished[1]:,} failed</p>')
+              f'<span class="sw bad"></span>{finished[1]:,} failed'
+              + (f' <span class="muted">· counted among the newest {DASHBOARD_RECENT_SAMPLE:,} '
+                 'tasks</span>' if data.sampled else "") + '</p>')
     worker_rows = [
         f'<tr><td><code>{esc(w.info.id)}</code></td><td>{esc(w.info.hostname)}:{w.info.pid}</td>'
         f'<td>{max(w.info.running, len(w.running))}/{w.info.concurrency}</td>'
