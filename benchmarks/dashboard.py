@@ -5,7 +5,8 @@ the dashboard's and the storage's time, not the network's.
 Each figure is the median of several requests, printed next to the reference measured in the
 same run: one ``storage.get`` of a task (the least any page can cost). Nothing is asserted.
 
-    python benchmarks/dashboard.py [--quick] [--tasks N] [--runs N] [--redis URL]
+    python benchmarks/dashboard.py [--quick] [--tasks N] [--runs N] [--only sqlite|redis]
+                                   [--redis URL]
 """
 
 from __future__ import annotations
@@ -95,13 +96,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small queue, few runs")
     parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=("sqlite", "redis"), help="one backend")
     parser.add_argument("--runs", type=int, default=7, help="requests per figure")
     parser.add_argument("--redis", default=os.environ.get(
         "QAKEAPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
     args = parser.parse_args()
     count, runs = (2_000, 3) if args.quick else (args.tasks, args.runs)
-    with tempfile.TemporaryDirectory() as directory:
-        anyio.run(measure, f"sqlite:///{Path(directory) / 'bench.db'}", count, runs)
+    if args.only != "redis":
+        with tempfile.TemporaryDirectory() as directory:
+            anyio.run(measure, f"sqlite:///{Path(directory) / 'bench.db'}", count, runs)
+    if args.only == "sqlite":
+        return
     prefix = f"bench-dashboard-{uuid.uuid4().hex[:8]}"
     redis_url = f"{args.redis}?prefix={prefix}"
     try:

@@ -125,6 +125,9 @@ SETTING_MAX_COUNT = 1_000_000_000
 DASHBOARD_POLL_SECONDS = 1.0
 """How often a dashboard reads storage while at least one live page is open (one shared read
 per dashboard app, none while no page is open)."""
+DASHBOARD_POLL_BACKOFF = 10
+"""The dashboard's next shared read waits at least this many times as long as the last one
+took, so a queue whose counts are slow to read is never read back to back."""
 DASHBOARD_KEEPALIVE_SECONDS = 15.0
 """A live page's stream sends a comment this often so proxies keep it open."""
 DASHBOARD_PAGE_SIZE = 50

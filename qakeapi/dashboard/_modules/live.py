@@ -20,7 +20,11 @@ from typing import Any
 
 import anyio
 
-from ...constants import DASHBOARD_KEEPALIVE_SECONDS, DASHBOARD_LOG_LINES
+from ...constants import (
+    DASHBOARD_KEEPALIVE_SECONDS,
+    DASHBOARD_LOG_LINES,
+    DASHBOARD_POLL_BACKOFF,
+)
 from ...types import QueueStats, TaskRecord, TaskStatus
 from .data import Source
 from .markup import ago, progress_value
@@ -88,8 +92,11 @@ class LiveFeed:
                 await changed.wait()
 
     async def _poll(self) -> None:
+        """Read storage once for every open page. The next read waits at least
+        ``DASHBOARD_POLL_BACKOFF`` times as long as this one took (a huge queue whose counts
+        are slow to read is read less often, never back to back)."""
         self.polls += 1
-        self._polled_at = time.monotonic()
+        started = time.monotonic()
         try:
             stats = await self._source.tasks.stats()
             workers = len(await self._source.live_workers())
@@ -97,6 +104,9 @@ class LiveFeed:
         except Exception:
             logger.exception("the dashboard could not read the queue")
             return
+        finally:
+            took = time.monotonic() - started
+            self._polled_at = started + max(0.0, took * DASHBOARD_POLL_BACKOFF - self.interval)
         self._snapshot = Snapshot(self._snapshot.version + 1, stats, workers, tasks)
         assert self._changed is not None
         changed, self._changed = self._changed, anyio.Event()
