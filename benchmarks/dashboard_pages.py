@@ -5,8 +5,8 @@ the dashboard's and the storage's time, not the network's.
 Each figure is the median of several requests, printed next to the reference measured in the
 same run: one ``storage.get`` of a task (the least any page can cost). Nothing is asserted.
 
-    python benchmarks/dashboard.py [--quick] [--tasks N] [--runs N] [--only sqlite|redis]
-                                   [--redis URL]
+    python benchmarks/dashboard_pages.py [--quick] [--tasks N] [--runs N] [--only sqlite|redis]
+                                         [--redis URL]
 """
 
 from __future__ import annotations
