@@ -317,6 +317,13 @@ class RedisStorage(QueueStorage):
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
                    offset: int = 0) -> builtins.list[TaskRecord]:
         client = self.client
+        if status is None:
+            # Newest first is the order of ``all``: read the page itself, not what precedes it.
+            ids = [str(i) for i in await self._call(
+                lambda: client.zrevrange(self.key("all"), offset, offset + limit - 1))]
+            found = await self._get_many(ids) if ids else []
+            if len(found) == len(ids):
+                return found
         out: builtins.list[TaskRecord] = []
         skipped = 0
         start = 0
