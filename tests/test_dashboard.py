@@ -190,3 +190,23 @@ def test_live_pages_share_one_poll_and_idle_costs_nothing(site: tuple[str, Any])
     idle = feed.polls
     time.sleep(1.0)
     assert feed.polls == idle
+
+
+def test_purge_retry_refusal_and_background_page(site: tuple[str, Any], tmp_path: Path) -> None:
+    url, _app = site
+    done = add(url, "sleeper", 0)
+    waiting = add(url, "stepper", 1)
+    wait_status(tmp_path, done, "succeeded")
+    client, token = csrf_session(url, "/dash/purge")
+    with closing(client):
+        refused = client.post(f"/dash/task/{waiting}/retry", data={"csrf": token})
+        assert refused.status_code == 409 and "failed or cancelled" in refused.text
+        assert client.post("/dash/purge", data={"csrf": token}).status_code == 303
+        assert client.get(f"/dash/task/{done}").status_code == 404
+        assert status_in_storage(tmp_path, waiting) in ("pending", "running")
+        background = httpx.post(f"{url}/background", json={"seconds": 0}).json()["id"]
+        page = client.get(f"/dash/background/{background}")
+        assert page.status_code == 200 and "in-process background task" in page.text
+        assert client.get("/dash/background/nope").status_code == 404
+    (tmp_path / "step-1").touch()
+    wait_status(tmp_path, waiting, "succeeded")
