@@ -43,15 +43,23 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
         yield url, tasks
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def chromium(javascript: bool = True) -> Any:
     options = Options()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1280,1000"):
         options.add_argument(arg)
+    if not javascript:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2})
     driver = webdriver.Chrome(options=options, service=Service(DRIVER))
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    driver = chromium()
     try:
         yield driver
     finally:
@@ -183,3 +191,27 @@ def test_read_only_hides_actions_and_tokenless_requests_are_refused(
     browser.get(f"{url}/ro/tasks")
     assert not browser.find_elements(By.CSS_SELECTOR, ".button.danger")
     browser.save_screenshot(str(tmp_path / "read-only.png"))
+
+
+def test_pages_read_without_javascript(site: tuple[str, Any], tmp_path: Path) -> None:
+    url, _tasks = site
+    db = f"sqlite:///{tmp_path / 'queue.db'}"
+    failing = add(url, "flaky")
+    wait_for(lambda: record(db, failing)["status"] == "failed", "flaky to fail")
+    driver = chromium(javascript=False)
+    try:
+        sign_in(driver, url)
+        time.sleep(1.5)  # with scripts on, the live stream would be open by now
+        dot = driver.find_element(By.CSS_SELECTOR, ".live-dot").get_attribute("class")
+        assert "on" not in dot.split(), "the page's script ran"
+        assert text(driver, '[data-live="count-failed"]') == "1"
+        driver.find_element(By.LINK_TEXT, "Tasks").click()
+        driver.find_element(By.CSS_SELECTOR, "table.grid a.id").click()
+        assert "the gate is closed" in text(driver, ".card.error")
+        driver.find_element(By.CSS_SELECTOR, '[data-action="retry"]').click()
+        (tmp_path / "gate").touch()
+        driver.find_element(By.CSS_SELECTOR, "button[data-confirm]").click()
+        wait_for(lambda: record(db, failing)["status"] == "succeeded", "the retry")
+        driver.save_screenshot(str(tmp_path / "no-javascript.png"))
+    finally:
+        driver.quit()
