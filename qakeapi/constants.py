@@ -140,6 +140,8 @@ DASHBOARD_RECENT_SAMPLE = 200
 each worker runs."""
 DASHBOARD_CHART_BUCKETS = 12
 """Bars of the overview's one-hour chart (five minutes each)."""
+DASHBOARD_GRAPH_TASKS = 50
+"""Most parents and most children a task page lists."""
 DASHBOARD_LOG_LINES = 500
 """Most log lines a task page shows."""
 DASHBOARD_COOKIE = "qakeapi_dashboard"

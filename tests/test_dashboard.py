@@ -210,3 +210,20 @@ def test_purge_retry_refusal_and_background_page(site: tuple[str, Any], tmp_path
         assert client.get("/dash/background/nope").status_code == 404
     (tmp_path / "step-1").touch()
     wait_status(tmp_path, waiting, "succeeded")
+
+
+def test_task_page_shows_parents_and_children(site: tuple[str, Any], tmp_path: Path) -> None:
+    url, _app = site
+    parent = add(url, "stepper", 1)
+    response = httpx.post(f"{url}/add", json={"name": "sleeper", "args": [0],
+                                              "kwargs": {"parent": parent}})
+    child = str(response.json()["id"])
+    with httpx.Client(base_url=url, headers=AUTH) as client:
+        page = client.get(f"/dash/task/{parent}").text
+        runs_before = page[page.index("Runs before"):]
+        assert f"/dash/task/{child}" in runs_before and "sleeper" in runs_before
+        page = client.get(f"/dash/task/{child}").text
+        runs_after = page[page.index("Runs after"):page.index("Runs before")]
+        assert f"/dash/task/{parent}" in runs_after
+    (tmp_path / "step-1").touch()
+    wait_status(tmp_path, child, "succeeded")

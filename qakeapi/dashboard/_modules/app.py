@@ -165,7 +165,8 @@ class DashboardApp:
         if record is None:
             return self._problem(request, 404, "No task has this id.")
         live = None if record.is_terminal else f"{page.root}/live/task/{task_id}"
-        return self._html(request, record.name, task_page(page, record), "/tasks", live)
+        body = task_page(page, record, graph=await self.source.graph(record))
+        return self._html(request, record.name, body, "/tasks", live)
 
     async def _background(self, request: Request, page: Page) -> Response:
         record = self.source.background_record(request.path_params["task_id"])

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ...constants import (
     DASHBOARD_CHART_BUCKETS,
+    DASHBOARD_GRAPH_TASKS,
     DASHBOARD_NAME_SCAN_LIMIT,
     DASHBOARD_PAGE_SIZE,
     DASHBOARD_RECENT_SAMPLE,
@@ -127,6 +128,16 @@ class Source:
     async def record(self, task_id: str) -> TaskRecord | None:
         record = await self.tasks.get(task_id)
         return None if record is None else self.masked(record)
+
+    async def graph(self, record: TaskRecord) -> tuple[list[TaskRecord], list[TaskRecord]]:
+        """The task's parents (the ones still stored) and its children, masked."""
+        parents = []
+        for parent_id in record.parents[:DASHBOARD_GRAPH_TASKS]:
+            found = await self.record(parent_id)
+            if found is not None:
+                parents.append(found)
+        children = await self.tasks.children(record.id, limit=DASHBOARD_GRAPH_TASKS)
+        return parents, [self.masked(r) for r in children]
 
     def background_record(self, task_id: str) -> TaskRecord | None:
         if self.manager is None:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from ...constants import DASHBOARD_LOG_LINES, DASHBOARD_RECENT_SAMPLE
+from ...constants import DASHBOARD_GRAPH_TASKS, DASHBOARD_LOG_LINES, DASHBOARD_RECENT_SAMPLE
 from ...types import TaskRecord, TaskStatus
 from .chart import throughput_svg
 from .data import ListPage, Overview
@@ -159,7 +159,18 @@ def _task_progress(record: TaskRecord) -> str:
     return progress_bar(value)
 
 
-def task_page(page: Page, record: TaskRecord, background: bool = False) -> str:
+def _related(page: Page, title: str, records: list[TaskRecord], empty: str) -> str:
+    if not records:
+        return f'<h3>{esc(title)}</h3><p class="empty">{esc(empty)}</p>'
+    items = "".join(f'<li>{badge(r.status)} {_task_link(page, r)} {esc(r.name)}</li>'
+                    for r in records)
+    more = ("" if len(records) < DASHBOARD_GRAPH_TASKS
+            else f'<p class="note">showing {DASHBOARD_GRAPH_TASKS}</p>')
+    return f'<h3>{esc(title)}</h3><ul class="related">{items}</ul>{more}'
+
+
+def task_page(page: Page, record: TaskRecord, background: bool = False,
+              graph: tuple[list[TaskRecord], list[TaskRecord]] | None = None) -> str:
     now = time.time()
     timings = [("added", stamp(record.created_at)), ("due", stamp(record.run_at)),
                ("started", stamp(record.started_at)), ("finished", stamp(record.finished_at)),
@@ -189,12 +200,11 @@ def task_page(page: Page, record: TaskRecord, background: bool = False) -> str:
     lines = "".join(f"<li>{esc(line)}</li>" for line in logs)
     main += _card("Logs", f'<ol class="logs" data-live="logs" data-count="{len(logs)}">'
                   f'{lines}</ol>' + ("" if logs else '<p class="empty">No log line yet.</p>'))
-    parents = "".join(f'<li><a href="{esc(page.root)}/task/{esc(p)}"><code>{esc(p)}</code></a>'
-                      '</li>' for p in record.parents)
     side = (_card("Attempts and timings", f'<dl class="kv">{facts}</dl>')
-            + _card("Context", f'<div data-live="context">{context_html(record)}</div>')
-            + _card("Runs after", f'<ul class="links">{parents}</ul>' if parents
-                    else '<p class="empty">No parent.</p>'))
+            + _card("Context", f'<div data-live="context">{context_html(record)}</div>'))
+    if graph is not None:
+        side += _card("Dependencies", _related(page, "Runs after", graph[0], "No parent.")
+                      + _related(page, "Runs before", graph[1], "No child."))
     return f'{head}<div class="cols"><div>{main}</div><div>{side}</div></div>'
 
 

@@ -348,6 +348,20 @@ class RedisStorage(QueueStorage):
                     break
         return out
 
+    async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
+        client = self.client
+        key = self.key(f"children:{task_id}")
+        ids: builtins.list[str] = []
+        cursor = 0
+        while len(ids) < limit:
+            cursor, found = await self._call(
+                lambda c=cursor: client.sscan(key, c, count=limit))  # type: ignore[misc]
+            ids.extend(str(i) for i in found)
+            if cursor == 0:
+                break
+        records = await self._get_many(ids[:limit]) if ids else []
+        return sorted(records, key=lambda r: r.created_at)
+
     async def stats(self, *, now: float | None = None) -> QueueStats:
         client = self.client
         raw = await self._call(lambda: client.hgetall(self.key("counts")))
