@@ -128,8 +128,9 @@ per dashboard app, none while no page is open)."""
 DASHBOARD_POLL_BACKOFF = 10
 """The dashboard's next shared read waits at least this many times as long as the last one
 took, so a queue whose counts are slow to read is never read back to back."""
-DASHBOARD_KEEPALIVE_SECONDS = 15.0
-"""A live page's stream sends a comment this often so proxies keep it open."""
+DASHBOARD_STREAM_SECONDS = 10.0
+"""A live page's event stream ends after this long and the browser opens a new one: a server
+shutting down waits for open responses, so no page holds it up for longer."""
 DASHBOARD_PAGE_SIZE = 50
 """Tasks per page of the dashboard's task list."""
 DASHBOARD_NAME_SCAN_LIMIT = 5_000

@@ -227,3 +227,16 @@ def test_task_page_shows_parents_and_children(site: tuple[str, Any], tmp_path: P
         assert f"/dash/task/{parent}" in runs_after
     (tmp_path / "step-1").touch()
     wait_status(tmp_path, child, "succeeded")
+
+
+def test_a_live_stream_ends_by_itself_so_shutdown_is_not_held_up(
+        site: tuple[str, Any]) -> None:
+    url, _app = site
+    lines = []
+    give_up = time.monotonic() + 60
+    with httpx.stream("GET", f"{url}/dash/live", headers=AUTH, timeout=30) as response:
+        for line in response.iter_lines():  # returns when the server ends the response
+            lines.append(line)
+            assert time.monotonic() < give_up, "the stream never ends"
+    assert lines[0].startswith("retry: ")
+    assert any(line.startswith("event: update") for line in lines)

@@ -21,9 +21,9 @@ from typing import Any
 import anyio
 
 from ...constants import (
-    DASHBOARD_KEEPALIVE_SECONDS,
     DASHBOARD_LOG_LINES,
     DASHBOARD_POLL_BACKOFF,
+    DASHBOARD_STREAM_SECONDS,
 )
 from ...types import QueueStats, TaskRecord, TaskStatus
 from .data import Source
@@ -33,6 +33,7 @@ from .views import context_html
 __all__ = ["LiveFeed", "Snapshot", "event_stream", "overview_payload", "task_payload"]
 
 logger = logging.getLogger("qakeapi.dashboard")
+RECONNECT_MS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +139,18 @@ def task_payload(task_id: str) -> Callable[[Snapshot], dict[str, Any]]:
 
 async def event_stream(feed: LiveFeed, task_id: str | None,
                        payload: Callable[[Snapshot], dict[str, Any]]) -> AsyncIterator[str]:
-    """Server-sent events: an ``update`` whenever the page's data changes."""
+    """Server-sent events: an ``update`` whenever the page's data changes, for
+    ``DASHBOARD_STREAM_SECONDS``; then the browser reconnects (and gets the current data)."""
     async with feed.watching(task_id):
-        yield "retry: 3000\n\n"
+        yield f"retry: {RECONNECT_MS}\n\n"
         seen, last = 0, ""
+        deadline = time.monotonic() + DASHBOARD_STREAM_SECONDS
         while True:
             snapshot = None
-            with anyio.move_on_after(DASHBOARD_KEEPALIVE_SECONDS):
+            with anyio.move_on_after(deadline - time.monotonic()):
                 snapshot = await feed.next(seen)
             if snapshot is None:
-                yield ": keepalive\n\n"
-                continue
+                return
             seen = snapshot.version
             data = json.dumps(payload(snapshot), separators=(",", ":"))
             if data != last and data != "{}":
