@@ -80,8 +80,8 @@ class BackgroundTaskManager:
         """The runners of the running (or last) lifespan."""
         self._users = 0
         self._accepting = False
-        self._ids = itertools.count(1)
         self._id_prefix = f"bg-{os.getpid():x}-{os.urandom(3).hex()}-"
+        self._ids = itertools.count(1)
 
     def configure(self, settings: BackgroundSettings | None = None, **changes: Any) -> None:
         """Change limits (only while stopped): ``manager.configure(retain_finished=100)``."""

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
+from ..constants import BACKGROUND_YIELD_EVERY
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskStatus
 from .background_jobs import Job, Runner
 from .background_settings import BackgroundSettings
@@ -37,6 +39,7 @@ _PENDING = TaskStatus.PENDING
 _RUNNING = TaskStatus.RUNNING
 _SUCCEEDED = TaskStatus.SUCCEEDED
 _END_EVENTS = {status: f"task:{status.value}" for status in TaskStatus}
+_YIELD_AT = BACKGROUND_YIELD_EVERY - 1
 
 
 class RunnerPool:
@@ -71,11 +74,13 @@ class RunnerPool:
 
     # -- taking jobs -------------------------------------------------------------------
     def offer(self, job: Job) -> bool:
-        """Queue ``job`` if that needs no waiting (room in the queue, no event listeners);
-        False, with nothing done, if it does: then ``await submit(job)``."""
+        """Queue ``job`` if that needs no awaiting (room in the queue, no event listeners, not
+        the adder's turn to let the runners in); False, with nothing done, if it does: then
+        ``await submit(job)``."""
         pending = self.pending
-        if len(pending) >= self._max_pending or (self.events is not None
-                                                 and self.events.active):
+        queued = len(pending)
+        if queued >= self._max_pending or queued % BACKGROUND_YIELD_EVERY == _YIELD_AT or (
+                self.events is not None and self.events.active):
             return False
         pending.append(job)
         if self._idle and not self._waking:
@@ -90,6 +95,8 @@ class RunnerPool:
         self.pending.append(job)
         if self._idle and not self._waking:
             self._wake_one()
+        if len(self.pending) % BACKGROUND_YIELD_EVERY == 0:
+            await anyio.lowlevel.cancel_shielded_checkpoint()  # added: not to be cancelled
         await self.created(job)
 
     async def created(self, job: Job) -> None:
@@ -147,6 +154,7 @@ class RunnerPool:
         runner = Runner()
         pending = self.pending
         room_at = self._room_at
+        finished = self.tasks.finished
         while not self.stopping:
             with anyio.CancelScope() as scope:
                 runner.scope = scope
@@ -178,15 +186,27 @@ class RunnerPool:
                         job.attempts = 1
                         job.started_at = time.time()
                         try:
-                            result = await job.fn(*job.args, **job.kwargs)
+                            if job.kwargs:
+                                result = await job.fn(*job.args, **job.kwargs)
+                            else:
+                                result = await job.fn(*job.args)
                         except Exception as exc:
                             self._fail(job, exc)
                         except BaseException as exc:
                             if is_cancellation(exc):
                                 raise
                             self._fail(job, exc)
-                        else:
-                            self._finish(job, _SUCCEEDED, result, None)
+                        else:  # self._finish(job, _SUCCEEDED, result, None), inline
+                            job.status = _SUCCEEDED
+                            job.result = result
+                            now = job.finished_at = time.time()
+                            job.runner = None
+                            self.live -= 1
+                            if job.done is not None:
+                                job.done.set()
+                            finished(job.id, now)
+                            if self._all_done is not None and not self.live:
+                                self._all_done.set()
                         if runner.cancelled:
                             self._pending_emit(job)
                     else:

@@ -1,0 +1,76 @@
+"""A background task's Job is a full TaskRecord: its initializer is made from the record's
+fields, so a field added to TaskRecord is set on every Job (or refused at import)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from qakeapi.core.background_jobs import JOB_ARGUMENTS, Job, record_initializer
+from qakeapi.core.background_ref import BackgroundTaskRef
+from qakeapi.types import TaskRecord
+
+
+async def work(x: int) -> int:
+    return x
+
+
+def new_job() -> Job:
+    return Job(BackgroundTaskRef("bg-1"), "tests:work", (1,), {"y": 2}, 3, 4.0, 123.0, work,
+               True, (KeyError,))
+
+
+def test_every_record_field_is_set_to_its_default_or_the_given_value() -> None:
+    job = new_job()
+    defaults = TaskRecord(id="x", name="y")
+    given = {"id": "bg-1", "name": "tests:work", "args": (1,), "kwargs": {"y": 2},
+             "max_retries": 3, "timeout": 4.0, "created_at": 123.0}
+    assert set(given) == set(JOB_ARGUMENTS)
+    for field in dataclasses.fields(TaskRecord):
+        expected = given.get(field.name, getattr(defaults, field.name))
+        assert getattr(job, field.name) == expected, field.name
+    assert (job.fn, job.is_async, job.no_retry_on, job.done, job.runner) == (
+        work, True, (KeyError,), None, None)
+
+
+def test_mutable_defaults_are_not_shared() -> None:
+    first, second = new_job(), new_job()
+    first.context["seen"] = True
+    assert second.context == {}
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class GrownRecord(TaskRecord):
+    """TaskRecord with a field added after Job was written."""
+
+    shard: str = "eu"
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+def test_a_field_added_to_the_record_is_set_without_touching_the_initializer() -> None:
+    class GrownJob(GrownRecord):
+        __slots__ = ("fn",)
+        __init__ = record_initializer(GrownRecord, ("id", "name"), ("fn",))
+
+    job: Any = GrownJob("a", "b", work)
+    assert (job.id, job.name, job.fn, job.shard, job.tags, job.context) == (
+        "a", "b", work, "eu", [], {})
+    assert GrownJob("c", "d", work).tags is not job.tags
+
+
+def test_a_field_without_a_default_must_be_given() -> None:
+    @dataclasses.dataclass(slots=True, eq=False)
+    class Required(TaskRecord):
+        region: str = dataclasses.field(kw_only=True)
+
+    with pytest.raises(TypeError, match=r"Required\.region has no default"):
+        record_initializer(Required, ("id", "name"))
+    init = record_initializer(Required, ("id", "name", "region"))
+    assert init is not None
+
+
+def test_an_unknown_argument_is_refused() -> None:
+    with pytest.raises(TypeError, match="no field"):
+        record_initializer(TaskRecord, ("id", "name", "colour"))
