@@ -29,14 +29,7 @@ from .background_runners import RunnerPool
 from .background_settings import BackgroundSettings
 from .background_table import TaskTable
 from .errors import single_exception
-from .options import (
-    NO_EXCEPTIONS,
-    NO_OPTIONS,
-    NO_RETRIES,
-    TaskOptions,
-    check_flag,
-    check_task_options,
-)
+from .options import NO_EXCEPTIONS, NO_RETRIES, TaskOptions, check_flag, task_options
 from .request_tasks import RequestTasks, current_request_tasks
 
 if TYPE_CHECKING:
@@ -169,13 +162,7 @@ class BackgroundTaskManager:
         ``wait``, ``timeout``, ``max_retries``, ``no_retry_on`` and ``task_kwargs`` are
         options (``retries`` is a deprecated alias of ``max_retries``); a task's own keyword
         argument with one of those names goes in ``task_kwargs``."""
-        if (timeout is None and max_retries is NO_RETRIES and task_kwargs is None
-                and retries is None and no_retry_on is NO_EXCEPTIONS):
-            options = NO_OPTIONS
-        else:
-            options = check_task_options(timeout=timeout, max_retries=max_retries,
-                                         no_retry_on=no_retry_on, task_kwargs=task_kwargs,
-                                         retries=retries)
+        options = task_options(timeout, max_retries, no_retry_on, task_kwargs, retries)
         if wait is not False and wait is not True:
             check_flag("wait", wait)
         job = self._new_job(fn, args, kwargs, options)
@@ -280,13 +267,7 @@ async def add_background_task(
     Inside a request the task starts after the response has been sent (and is dropped if the
     handler raises); elsewhere it starts now. ``timeout``, ``max_retries``, ``no_retry_on``
     and ``task_kwargs`` are options (see :meth:`BackgroundTaskManager.add_task`)."""
-    if (timeout is None and max_retries is NO_RETRIES and task_kwargs is None
-            and retries is None and no_retry_on is NO_EXCEPTIONS):
-        options = NO_OPTIONS
-    else:
-        options = check_task_options(timeout=timeout, max_retries=max_retries,
-                                     no_retry_on=no_retry_on, task_kwargs=task_kwargs,
-                                     retries=retries)
+    options = task_options(timeout, max_retries, no_retry_on, task_kwargs, retries)
     manager = BackgroundTaskManager._instance or BackgroundTaskManager()
     holder = current_request_tasks.get()
     if holder is None or not holder.open:

@@ -154,7 +154,6 @@ class RunnerPool:
         runner = Runner()
         pending = self.pending
         room_at = self._room_at
-        finished = self.tasks.finished
         while not self.stopping:
             with anyio.CancelScope() as scope:
                 runner.scope = scope
@@ -196,17 +195,8 @@ class RunnerPool:
                             if is_cancellation(exc):
                                 raise
                             self._fail(job, exc)
-                        else:  # self._finish(job, _SUCCEEDED, result, None), inline
-                            job.status = _SUCCEEDED
-                            job.result = result
-                            now = job.finished_at = time.time()
-                            job.runner = None
-                            self.live -= 1
-                            if job.done is not None:
-                                job.done.set()
-                            finished(job.id, now)
-                            if self._all_done is not None and not self.live:
-                                self._all_done.set()
+                        else:
+                            self._finish(job, _SUCCEEDED, result, None)
                         if runner.cancelled:
                             self._pending_emit(job)
                     else:

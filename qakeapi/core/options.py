@@ -35,6 +35,7 @@ __all__ = [
     "check_seconds",
     "check_task_kwargs",
     "check_task_options",
+    "task_options",
 ]
 
 
@@ -137,12 +138,12 @@ NO_OPTIONS: Final = TaskOptions()
 def check_task_options(*, timeout: object, max_retries: object, no_retry_on: object,
                        task_kwargs: object, retries: object) -> TaskOptions:
     """The options of ``add_task``/``add_background_task`` (``retries`` is the deprecated
-    alias of ``max_retries``; the warning points at the caller's caller)."""
+    alias of ``max_retries``; its warning points at the code that called either)."""
     if retries is not None:
         if max_retries is not NO_RETRIES:
             raise TypeError("give max_retries or its deprecated alias retries, not both")
         warnings.warn("the background task option retries is deprecated: use max_retries, "
-                      "the name queued tasks use", DeprecationWarning, stacklevel=3)
+                      "the name queued tasks use", DeprecationWarning, stacklevel=4)
         max_retries = check_count("retries", retries)
     return TaskOptions(
         timeout=None if timeout is None else check_seconds("timeout", timeout) or None,
@@ -151,3 +152,16 @@ def check_task_options(*, timeout: object, max_retries: object, no_retry_on: obj
                      else check_exception_classes("no_retry_on", no_retry_on)),
         task_kwargs=None if task_kwargs is None else check_task_kwargs(task_kwargs),
     )
+
+
+def task_options(timeout: object, max_retries: object, no_retry_on: object,
+                 task_kwargs: object, retries: object) -> TaskOptions:
+    """The checked options of one ``add_task``/``add_background_task`` call, given as their
+    parameters: the shared :data:`NO_OPTIONS` at once for a call that gave none (the common
+    one, checked by identity), else :func:`check_task_options`."""
+    if (timeout is None and max_retries is NO_RETRIES and task_kwargs is None
+            and retries is None and no_retry_on is NO_EXCEPTIONS):
+        return NO_OPTIONS
+    return check_task_options(timeout=timeout, max_retries=max_retries,
+                              no_retry_on=no_retry_on, task_kwargs=task_kwargs,
+                              retries=retries)
