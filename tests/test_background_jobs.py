@@ -4,11 +4,13 @@ fields, so a field added to TaskRecord is set on every Job (or refused at import
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
 
-from qakeapi.core.background_jobs import JOB_ARGUMENTS, Job, record_initializer
+from qakeapi.core.background import BackgroundTaskManager
+from qakeapi.core.background_jobs import JOB_ARGUMENTS, NO_KWARGS, Job, record_initializer
 from qakeapi.core.background_ref import BackgroundTaskRef
 from qakeapi.types import TaskRecord
 
@@ -35,10 +37,29 @@ def test_every_record_field_is_set_to_its_default_or_the_given_value() -> None:
         work, True, (KeyError,), None, None)
 
 
-def test_mutable_defaults_are_not_shared() -> None:
+def test_the_shared_empty_context_refuses_changes_and_serialises_as_a_dict() -> None:
     first, second = new_job(), new_job()
-    first.context["seen"] = True
-    assert second.context == {}
+    assert first.context is second.context is NO_KWARGS
+    with pytest.raises(TypeError, match="shared empty mapping"):
+        first.context["seen"] = True
+    with pytest.raises(TypeError, match="shared empty mapping"):
+        first.context.update(seen=True)
+    assert second.context == {} and isinstance(second.context, dict)
+    assert json.loads(json.dumps(first.to_dict()))["context"] == {}
+    first.context = {"seen": True}
+    assert (first.context, second.context) == ({"seen": True}, {})
+
+
+@pytest.mark.anyio
+async def test_a_task_without_keyword_arguments_shares_the_empty_mapping() -> None:
+    BackgroundTaskManager.reset()
+    manager = BackgroundTaskManager()
+    async with manager.lifespan():
+        bare = manager.tasks[await manager.add_task(work, 1, wait=True)]
+        named = manager.tasks[await manager.add_task(work, x=2, wait=True)]
+    assert (bare.kwargs, bare.result, named.kwargs, named.result) == ({}, 1, {"x": 2}, 2)
+    assert bare.kwargs is NO_KWARGS and named.kwargs is not NO_KWARGS
+    BackgroundTaskManager.reset()
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -57,6 +78,7 @@ def test_a_field_added_to_the_record_is_set_without_touching_the_initializer() -
     job: Any = GrownJob("a", "b", work)
     assert (job.id, job.name, job.fn, job.shard, job.tags, job.context) == (
         "a", "b", work, "eu", [], {})
+    assert GrownJob("c", "d", work).context is not job.context
     assert GrownJob("c", "d", work).tags is not job.tags
 
 

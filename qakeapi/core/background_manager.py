@@ -23,7 +23,7 @@ import anyio
 from ..exceptions import ManagerNotRunning, TaskWaitTimeout, TooManyPendingTasks
 from ..types import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from ._inline_tasks import run_after_response
-from .background_jobs import DESCRIPTIONS, Job, describe_cached
+from .background_jobs import DESCRIPTIONS, NO_KWARGS, Job, describe_cached
 from .background_ref import BackgroundTaskRef, set_task_source
 from .background_runners import RunnerPool
 from .background_settings import BackgroundSettings
@@ -190,6 +190,8 @@ class BackgroundTaskManager:
             name, is_async = describe_cached(fn)
         if options.task_kwargs is not None:
             kwargs = {**kwargs, **options.task_kwargs}
+        elif not kwargs:
+            kwargs = NO_KWARGS
         task_id = BackgroundTaskRef(f"{self._id_prefix}{next(self._ids)}")
         job = Job(task_id, name, args, kwargs, options.max_retries, options.timeout,
                   time.time(), fn, is_async, options.no_retry_on)
