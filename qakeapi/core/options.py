@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
-from typing import Any
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 from ..constants import (
     OPTION_MAX_KEY_CHARS,
@@ -21,12 +23,19 @@ from ..constants import (
 )
 
 __all__ = [
+    "NO_EXCEPTIONS",
+    "NO_OPTIONS",
+    "NO_RETRIES",
+    "TaskOptions",
     "check_count",
+    "check_exception_classes",
     "check_flag",
     "check_key",
     "check_priority",
     "check_seconds",
     "check_task_kwargs",
+    "check_task_options",
+    "task_options",
 ]
 
 
@@ -90,3 +99,69 @@ def check_task_kwargs(value: object) -> dict[str, Any]:
         if not isinstance(key, str):
             raise TypeError(f"task_kwargs keys must be argument names (str), got {key!r}")
     return dict(value)
+
+
+def check_exception_classes(name: str, value: object) -> tuple[type[BaseException], ...]:
+    """An exception class, or an iterable of them, as a tuple (``no_retry_on``)."""
+    if isinstance(value, str | bytes) or not isinstance(value, type | Iterable):
+        raise TypeError(f"{name} must be an exception class or a tuple of them, got {value!r}")
+    classes = (value,) if isinstance(value, type) else tuple(value)
+    for item in classes:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise TypeError(f"{name} must hold exception classes, got {item!r}")
+    return classes
+
+
+NO_RETRIES: Final = 0
+"""``max_retries``' default: ``max_retries is NO_RETRIES`` tells a call that gave no retries
+without a check (``False`` or ``0.0`` are other objects, and get checked)."""
+NO_EXCEPTIONS: Final[tuple[type[BaseException], ...]] = ()
+"""``no_retry_on``'s default."""
+
+
+@dataclass(slots=True, frozen=True)
+class TaskOptions:
+    """The checked options of one background task."""
+
+    timeout: float | None = None
+    """Seconds per attempt; None for no deadline (``timeout=0`` is stored as None)."""
+    max_retries: int = 0
+    no_retry_on: tuple[type[BaseException], ...] = ()
+    """Exceptions that fail the task at once, whatever retries are left."""
+    task_kwargs: dict[str, Any] | None = None
+    """The task's own keyword arguments named like options."""
+
+
+NO_OPTIONS: Final = TaskOptions()
+
+
+def check_task_options(*, timeout: object, max_retries: object, no_retry_on: object,
+                       task_kwargs: object, retries: object) -> TaskOptions:
+    """The options of ``add_task``/``add_background_task`` (``retries`` is the deprecated
+    alias of ``max_retries``; its warning points at the code that called either)."""
+    if retries is not None:
+        if max_retries is not NO_RETRIES:
+            raise TypeError("give max_retries or its deprecated alias retries, not both")
+        warnings.warn("the background task option retries is deprecated: use max_retries, "
+                      "the name queued tasks use", DeprecationWarning, stacklevel=4)
+        max_retries = check_count("retries", retries)
+    return TaskOptions(
+        timeout=None if timeout is None else check_seconds("timeout", timeout) or None,
+        max_retries=check_count("max_retries", max_retries),
+        no_retry_on=(NO_EXCEPTIONS if no_retry_on is NO_EXCEPTIONS
+                     else check_exception_classes("no_retry_on", no_retry_on)),
+        task_kwargs=None if task_kwargs is None else check_task_kwargs(task_kwargs),
+    )
+
+
+def task_options(timeout: object, max_retries: object, no_retry_on: object,
+                 task_kwargs: object, retries: object) -> TaskOptions:
+    """The checked options of one ``add_task``/``add_background_task`` call, given as their
+    parameters: the shared :data:`NO_OPTIONS` at once for a call that gave none (the common
+    one, checked by identity), else :func:`check_task_options`."""
+    if (timeout is None and max_retries is NO_RETRIES and task_kwargs is None
+            and retries is None and no_retry_on is NO_EXCEPTIONS):
+        return NO_OPTIONS
+    return check_task_options(timeout=timeout, max_retries=max_retries,
+                              no_retry_on=no_retry_on, task_kwargs=task_kwargs,
+                              retries=retries)
