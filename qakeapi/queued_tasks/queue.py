@@ -30,7 +30,14 @@ import anyio.abc
 import anyio.from_thread
 
 from ..core.errors import single_exception
-from ..core.options import check_count, check_flag, check_key, check_priority, check_seconds
+from ..core.options import (
+    check_count,
+    check_exception_classes,
+    check_flag,
+    check_key,
+    check_priority,
+    check_seconds,
+)
 from ..core.request_tasks import current_request_tasks
 from ..exceptions import QueueError
 from ..types import TERMINAL_STATUSES, QueueStats, TaskRecord, TaskStatus, WorkerInfo
@@ -56,15 +63,6 @@ _NOT_STARTED = (
     "the queue is not started: add tasks while the app runs (its lifespan starts the queue), "
     "or inside `async with QueuedTasks(url) as tasks:`"
 )
-
-
-def _exception_classes(value: Iterable[type[BaseException]]) -> tuple[type[BaseException], ...]:
-    given: Any = value
-    classes = tuple(given) if isinstance(given, Iterable) else (given,)
-    for item in classes:
-        if not (isinstance(item, type) and issubclass(item, BaseException)):
-            raise TypeError(f"no_retry_on must hold exception classes, got {item!r}")
-    return classes
 
 
 def _existing_sqlite_queue(url: str) -> bool:
@@ -141,7 +139,7 @@ class QueuedTasks:
             None if max_retries is None else check_count("max_retries", max_retries),
             None if timeout is None else check_seconds("timeout", timeout),
             None if priority is None else check_priority(priority),
-            _exception_classes(no_retry_on),
+            check_exception_classes("no_retry_on", no_retry_on),
             None if auto_remove is None else check_flag("auto_remove", auto_remove),
         )
         self.registry.register(fn, name=None if name is None else check_key("name", name),
