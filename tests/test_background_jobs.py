@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from qakeapi.core._background_jobs import JOB_ARGUMENTS, NO_KWARGS, Job, record_initializer
+from qakeapi.core._background_ref import BackgroundTaskRef
 from qakeapi.core.background import BackgroundTaskManager
-from qakeapi.core.background_jobs import JOB_ARGUMENTS, NO_KWARGS, Job, record_initializer
-from qakeapi.core.background_ref import BackgroundTaskRef
 from qakeapi.types import TaskRecord
 
 

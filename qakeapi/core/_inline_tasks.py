@@ -3,7 +3,7 @@
 FastAPI's ``TestClient(app)`` without ``with``, or an app whose server skips the lifespan,
 never starts the :class:`~qakeapi.core.background.BackgroundTaskManager`. Rather than fail
 the request, ``add_background_task`` then keeps the call on the request's
-:class:`~qakeapi.core.request_tasks.RequestTasks`, and the task middleware runs it once the
+:class:`~qakeapi.core._request_tasks.RequestTasks`, and the task middleware runs it once the
 response has been sent, inside the same ASGI call, as Starlette runs its own background
 tasks: one after the other, once, with the ``timeout`` honoured and no record kept.
 """
@@ -19,9 +19,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .background_jobs import describe_cached
-from .options import TaskOptions
-from .request_tasks import RequestTasks
+from ._background_jobs import describe_cached
+from ._options import TaskOptions
+from ._request_tasks import RequestTasks
 
 __all__ = ["run_after_response"]
 

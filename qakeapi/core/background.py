@@ -16,10 +16,10 @@ and ``add_background_task``), ``background_runners`` (the runner loop), ``backgr
 
 from __future__ import annotations
 
-from .background_manager import RESERVED_OPTIONS, BackgroundTaskManager, add_background_task
-from .background_ref import BackgroundTaskRef
-from .background_settings import BackgroundSettings
-from .background_table import TaskTable
+from ._background_manager import RESERVED_OPTIONS, BackgroundTaskManager, add_background_task
+from ._background_ref import BackgroundTaskRef
+from ._background_settings import BackgroundSettings
+from ._background_table import TaskTable
 
 __all__ = [
     "RESERVED_OPTIONS",

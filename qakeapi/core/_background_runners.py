@@ -22,11 +22,11 @@ import anyio.lowlevel
 
 from ..constants import BACKGROUND_YIELD_EVERY
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskStatus
-from .background_jobs import Job, Runner
-from .background_settings import BackgroundSettings
-from .background_table import TaskTable
-from .isolation import ThreadSlots, is_cancellation
-from .retry import decide_retry
+from ._background_jobs import Job, Runner
+from ._background_settings import BackgroundSettings
+from ._background_table import TaskTable
+from ._isolation import ThreadSlots, is_cancellation
+from ._retry import decide_retry
 
 if TYPE_CHECKING:
     from ..events import EventBus

@@ -1,10 +1,10 @@
 """The process's :class:`BackgroundTaskManager` (its lifecycle, adding tasks, looking at them)
 and :func:`add_background_task`, the call handlers and any code use to add one.
 
-The manager records a task (a :class:`~qakeapi.core.background_jobs.Job`) and hands it to
-the :class:`~qakeapi.core.background_runners.RunnerPool` of its running lifespan, which runs
+The manager records a task (a :class:`~qakeapi.core._background_jobs.Job`) and hands it to
+the :class:`~qakeapi.core._background_runners.RunnerPool` of its running lifespan, which runs
 it. Inside a request, ``add_background_task`` holds the task on the request's
-:class:`~qakeapi.core.request_tasks.RequestTasks` until the response has been sent.
+:class:`~qakeapi.core._request_tasks.RequestTasks` until the response has been sent.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import anyio
 
 from ..exceptions import ManagerNotRunning, TaskWaitTimeout, TooManyPendingTasks
 from ..types import TERMINAL_STATUSES, TaskRecord, TaskStatus
+from ._background_jobs import DESCRIPTIONS, NO_KWARGS, Job, describe_cached
+from ._background_ref import BackgroundTaskRef, set_task_source
+from ._background_runners import RunnerPool
+from ._background_settings import BackgroundSettings
+from ._background_table import TaskTable
+from ._errors import single_exception
 from ._inline_tasks import run_after_response
-from .background_jobs import DESCRIPTIONS, NO_KWARGS, Job, describe_cached
-from .background_ref import BackgroundTaskRef, set_task_source
-from .background_runners import RunnerPool
-from .background_settings import BackgroundSettings
-from .background_table import TaskTable
-from .errors import single_exception
-from .options import NO_EXCEPTIONS, NO_RETRIES, TaskOptions, check_flag, task_options
-from .request_tasks import RequestTasks, current_request_tasks
+from ._options import NO_EXCEPTIONS, NO_RETRIES, TaskOptions, check_flag, task_options
+from ._request_tasks import RequestTasks, current_request_tasks
 
 if TYPE_CHECKING:
     from ..events import EventBus

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..types import TaskRecord
-from .background_ref import BackgroundTaskRef
+from ._background_ref import BackgroundTaskRef
 
 __all__ = [
     "DESCRIPTIONS",

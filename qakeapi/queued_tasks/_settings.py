@@ -29,7 +29,7 @@ from ..constants import (
     SETTING_MAX_COUNT,
     SHUTDOWN_GRACE_SECONDS,
 )
-from ..core.options import check_count, check_seconds
+from ..core._options import check_count, check_seconds
 from ..exceptions import ConfigurationError
 
 __all__ = ["QueueSettings"]
