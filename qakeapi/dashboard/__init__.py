@@ -7,14 +7,14 @@ Starlette app; ``qakeapi queue dashboard --url ...`` serves one on its own.
 from __future__ import annotations
 
 from ..constants import DASHBOARD_POLL_SECONDS
+from ..core._options import check_seconds
 from ..core.background import BackgroundTaskManager
-from ..core.options import check_seconds
 from ..exceptions import ConfigurationError
 from ..queued_tasks import QueuedTasks
-from ._modules.access import Access, AuthCheck
-from ._modules.app import DashboardApp
-from ._modules.data import Mask, Source
-from ._modules.standalone import serve_dashboard
+from ._access import Access, AuthCheck
+from ._app import DashboardApp
+from ._data import Mask, Source
+from ._standalone import serve_dashboard
 
 __all__ = ["AuthCheck", "DashboardApp", "Mask", "dashboard", "serve_dashboard"]
 
