@@ -124,5 +124,34 @@ OPTION_MAX_KEY_CHARS = 256
 SETTING_MAX_COUNT = 1_000_000_000
 """Largest count setting (threads, pending tasks, records kept...) accepted."""
 
+# --- dashboard ------------------------------------------------------------------------
+DASHBOARD_POLL_SECONDS = 1.0
+"""How often a dashboard reads storage while at least one live page is open (one shared read
+per dashboard app, none while no page is open)."""
+DASHBOARD_POLL_BACKOFF = 10
+"""The dashboard's next shared read waits at least this many times as long as the last one
+took, so a queue whose counts are slow to read is never read back to back."""
+DASHBOARD_STREAM_SECONDS = 10.0
+"""A live page's event stream ends after this long and the browser opens a new one: a server
+shutting down waits for open responses, so no page holds it up for longer."""
+DASHBOARD_PAGE_SIZE = 50
+"""Tasks per page of the dashboard's task list."""
+DASHBOARD_NAME_SCAN_LIMIT = 5_000
+"""Most records the task list reads to fill one page filtered by name (the storage API has
+no name filter); the page says when it stopped early."""
+DASHBOARD_RECENT_SAMPLE = 200
+"""Newest tasks the overview reads (one first-page read) for its one-hour chart and for what
+each worker runs."""
+DASHBOARD_CHART_BUCKETS = 12
+"""Bars of the overview's one-hour chart (five minutes each)."""
+DASHBOARD_GRAPH_TASKS = 50
+"""Most parents and most children a task page lists."""
+DASHBOARD_LOG_LINES = 500
+"""Most log lines a task page shows."""
+DASHBOARD_COOKIE = "qakeapi_dashboard"
+DASHBOARD_CSRF_COOKIE = "qakeapi_dashboard_csrf"
+DASHBOARD_TOKEN_HEADER = "X-Dashboard-Token"
+ENV_DASHBOARD_TOKEN = "QAKEAPI_DASHBOARD_TOKEN"
+
 __all__ = sorted(name for name in tuple(globals()) if name.isupper())
 """Every named default above."""

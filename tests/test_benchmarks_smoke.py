@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
     ("sqlite_queue.py", ["drain, 1 worker process", "huey", "idle latency"]),
     ("redis_peers.py", ["qakeapi", "end-to-end", "idle latency"]),
     ("fanout.py", ["sqlite: cancel parent", "redis: parent succeeds"]),
+    ("dashboard_pages.py", ["sqlite: 2,000 tasks", "redis: 2,000 tasks", "task list, deep page"]),
 ])
 def test_benchmark_quick_run(script: str, expected: list[str]) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"],

@@ -40,11 +40,12 @@ def test_every_documented_command(tmp_path: Path) -> None:
                                                                      str(free_port())))
         assert argv[0] == "qakeapi"
         full = [sys.executable, "-m", "qakeapi", *argv[1:]]
-        if argv[1] in ("run",) or argv[1:3] == ["queue", "start"]:
+        serves = argv[1] == "run" or argv[1:3] == ["queue", "dashboard"]
+        if serves or argv[1:3] == ["queue", "start"]:
             process = subprocess.Popen(full, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.PIPE, start_new_session=True)
             try:
-                if argv[1] == "run":
+                if serves:
                     port = argv[argv.index("--port") + 1]
                     deadline = time.monotonic() + 20
                     while True:

@@ -16,6 +16,7 @@ PUBLIC_MODULES = (
     "qakeapi.cli",
     "qakeapi.constants",
     "qakeapi.core.background",
+    "qakeapi.dashboard",
     "qakeapi.dependencies",
     "qakeapi.events",
     "qakeapi.exceptions",

@@ -73,13 +73,13 @@ def test_damaged_pages_give_one_line(tmp_path: Path) -> None:
     with db.open("r+b") as f:
         f.seek(size // 2)
         f.write(b"\xa5" * 16384)
-    error = one_line_error(cli(tmp_path, "status", "--url", f"sqlite:///{db}"))
-    assert "is damaged (database disk image is malformed)" in error
-    for command in INSPECT[1:]:
+    errors = []
+    for command in (*INSPECT, ["list", "--limit", "5000"]):  # some answer from indexes
         result = cli(tmp_path, *command, "--url", f"sqlite:///{db}")
         assert "Traceback" not in result.stderr
         if result.returncode != 0:
-            one_line_error(result)
+            errors.append(one_line_error(result))
+    assert any("is damaged (database disk image is malformed)" in e for e in errors), errors
 
 
 def child_pids(parent: int) -> set[int]:

@@ -21,7 +21,7 @@ import anyio
 import click
 
 from .._importing import AppImportError, load_app
-from ..constants import SAME_STOP_SIGNAL_SECONDS
+from ..constants import ENV_DASHBOARD_TOKEN, SAME_STOP_SIGNAL_SECONDS
 from ..exceptions import BackendUnavailable, ConfigurationError, QueueError, TaskNotFound
 from ..types import TaskRecord, TaskStatus
 from ._queue import QueuedTasks
@@ -409,3 +409,28 @@ def clear(app_path: str | None, url: str | None, as_json: bool, yes: bool) -> No
         _echo_json({"deleted": deleted})
     else:
         click.echo(f"deleted {deleted} pending task(s)")
+
+
+@queue.command(name="dashboard")
+@_targeted
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind (only this machine by default).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--token", envvar=ENV_DASHBOARD_TOKEN, show_envvar=True,
+              help="The access token (made up and printed when not given).")
+@click.option("--read-only", is_flag=True, help="Hide and refuse cancel, retry and purge.")
+def dashboard_command(app_path: str | None, url: str | None, host: str, port: int,
+                      token: str | None, read_only: bool) -> None:
+    """Serve the web dashboard of the queue."""
+    from ..dashboard import serve_dashboard
+
+    settings = _settings(app_path, url)
+    if settings.url.startswith("memory:"):
+        raise click.ClickException(
+            "the queue is memory:// — mount dashboard(tasks, ...) in the app instead")
+    _require_sqlite_queue(settings.url)
+    try:
+        serve_dashboard(_queue_for(app_path, url), host=host, port=port, token=token,
+                        read_only=read_only)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None

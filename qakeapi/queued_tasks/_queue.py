@@ -406,6 +406,10 @@ class QueuedTasks:
                    offset: int = 0) -> builtins.list[TaskRecord]:
         return await (await self._started_storage()).list(status, limit=limit, offset=offset)
 
+    async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
+        """Up to ``limit`` tasks that run after ``task_id`` (list it among their parents)."""
+        return await (await self._started_storage()).children(task_id, limit=limit)
+
     async def stats(self) -> QueueStats:
         return await (await self._started_storage()).stats()
 

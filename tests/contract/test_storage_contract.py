@@ -296,6 +296,34 @@ async def test_requeue_failed_task(storage: QueueStorage) -> None:
         await storage.requeue("missing")
 
 
+async def test_list_pages_newest_first(storage: QueueStorage) -> None:
+    records = [rec(created_at=T0 + i) for i in range(7)]
+    await storage.enqueue(records, now=T0 + 10)
+    await storage.claim("w1", 3, 30, now=T0 + 10)
+    everything = [r.id for r in await storage.list(limit=100)]
+    assert everything == [r.id for r in reversed(records)]
+    pending = [r.id for r in await storage.list(TaskStatus.PENDING, limit=100)]
+    assert len(pending) == 4
+    for offset in range(9):
+        page = [r.id for r in await storage.list(limit=3, offset=offset)]
+        assert page == everything[offset:offset + 3]
+        page = [r.id for r in await storage.list(TaskStatus.PENDING, limit=3, offset=offset)]
+        assert page == pending[offset:offset + 3]
+
+
+async def test_children_of_a_task(storage: QueueStorage) -> None:
+    parent, other = rec(created_at=T0), rec(created_at=T0)
+    kids = [rec(parents=(parent.id,), created_at=T0 + 3 - i) for i in range(3)]
+    both = rec(parents=(parent.id, other.id), created_at=T0 + 5)
+    await storage.enqueue([parent, other, *kids, both], now=T0)
+    found = [r.id for r in await storage.children(parent.id)]
+    assert found == [k.id for k in reversed(kids)] + [both.id]
+    assert [r.id for r in await storage.children(other.id)] == [both.id]
+    assert len(await storage.children(parent.id, limit=2)) == 2
+    assert await storage.children(both.id) == []
+    assert await storage.children("missing") == []
+
+
 async def test_list_stats_and_purge(storage: QueueStorage) -> None:
     records = [rec(created_at=T0 + i) for i in range(4)]
     await storage.enqueue(records, now=T0 + 10)

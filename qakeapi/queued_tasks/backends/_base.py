@@ -216,6 +216,11 @@ class QueueStorage(abc.ABC):
         """Records, newest ``created_at`` first, optionally of one status."""
 
     @abc.abstractmethod
+    async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
+        """Up to ``limit`` stored tasks that have ``task_id`` among their parents, oldest
+        ``created_at`` first (which ones, when there are more, is up to the backend)."""
+
+    @abc.abstractmethod
     async def stats(self, *, now: float | None = None) -> QueueStats:
         """Counts by status (without scanning every record where the backend can) and the
         ``created_at`` of the oldest due pending task."""

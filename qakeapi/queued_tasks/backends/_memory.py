@@ -426,6 +426,11 @@ class MemoryStorage(QueueStorage):
         record = self._tasks.get(task_id)
         return None if record is None else _copy(record)
 
+    async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
+        records = [self._tasks[c] for c in self._children.get(task_id, ()) if c in self._tasks]
+        records.sort(key=lambda r: (r.created_at, self._seq[r.id]))
+        return [_copy(r) for r in records[:limit]]
+
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
                    offset: int = 0) -> builtins.list[TaskRecord]:
         records = [r for r in self._tasks.values() if status is None or r.status is status]

@@ -317,6 +317,13 @@ class RedisStorage(QueueStorage):
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
                    offset: int = 0) -> builtins.list[TaskRecord]:
         client = self.client
+        if status is None:
+            # Newest first is the order of ``all``: read the page itself, not what precedes it.
+            ids = [str(i) for i in await self._call(
+                lambda: client.zrevrange(self.key("all"), offset, offset + limit - 1))]
+            found = await self._get_many(ids) if ids else []
+            if len(found) == len(ids):
+                return found
         out: builtins.list[TaskRecord] = []
         skipped = 0
         start = 0
@@ -340,6 +347,20 @@ class RedisStorage(QueueStorage):
                 if len(out) == limit:
                     break
         return out
+
+    async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
+        client = self.client
+        key = self.key(f"children:{task_id}")
+        ids: builtins.list[str] = []
+        cursor = 0
+        while len(ids) < limit:
+            cursor, found = await self._call(
+                lambda c=cursor: client.sscan(key, c, count=limit))  # type: ignore[misc]
+            ids.extend(str(i) for i in found)
+            if cursor == 0:
+                break
+        records = await self._get_many(ids[:limit]) if ids else []
+        return sorted(records, key=lambda r: r.created_at)
 
     async def stats(self, *, now: float | None = None) -> QueueStats:
         client = self.client

@@ -143,6 +143,9 @@ class SQLiteStorage(QueueStorage):
                    offset: int = 0) -> builtins.list[TaskRecord]:
         return await self._run(admin.list_tasks, status, limit, offset)
 
+    async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
+        return await self._run(admin.list_children, task_id, limit)
+
     async def stats(self, *, now: float | None = None) -> QueueStats:
         return await self._run(admin.read_stats, self._now(now))
 

@@ -35,6 +35,13 @@ def list_tasks(conn: sqlite3.Connection, status: TaskStatus | None, limit: int,
     return [read_row(row) for row in rows]
 
 
+def list_children(conn: sqlite3.Connection, task_id: str, limit: int) -> list[TaskRecord]:
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM tasks WHERE id IN (SELECT child_id FROM deps WHERE "
+        f"parent_id = ? LIMIT ?) ORDER BY created_at, seq", (task_id, limit)).fetchall()
+    return [read_row(row) for row in rows]
+
+
 def read_stats(conn: sqlite3.Connection, now: float) -> QueueStats:
     counts = dict.fromkeys(TaskStatus, 0)
     for status, count in conn.execute("SELECT status, count(*) FROM tasks GROUP BY status"):

@@ -53,6 +53,7 @@ CREATE INDEX IF NOT EXISTS tasks_due ON tasks (status, waiting, priority DESC, d
 CREATE INDEX IF NOT EXISTS tasks_lease ON tasks (status, lease_expires_at);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, seq);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (status, finished_at);
+CREATE INDEX IF NOT EXISTS tasks_listed ON tasks (status, created_at, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_unique ON tasks (unique_key)
     WHERE unique_key IS NOT NULL AND status IN ('pending', 'running');
 CREATE TABLE IF NOT EXISTS deps (
