@@ -230,9 +230,8 @@ def status(app_path: str | None, url: str | None, as_json: bool) -> None:
 
     async def read(storage: QueueStorage, settings: QueueSettings) -> dict[str, Any]:
         stats = await storage.stats()
-        stale_after = settings.lease_seconds * 3
         live = [w for w in await storage.list_workers()
-                if time.time() - w.last_heartbeat <= stale_after]
+                if time.time() - w.last_heartbeat <= settings.worker_stale_seconds]
         return {"url": settings.url, **stats.to_dict(), "workers": [w.to_dict() for w in live]}
 
     data = _with_storage(app_path, url, read)
