@@ -137,3 +137,5 @@ TRACESTATE_MAX_CHARS = 512
 """Longest W3C ``tracestate`` a task carries (the spec's limit for propagation)."""
 WATCH_DEFAULT_SECONDS = 2.0
 """``qakeapi queue status --watch`` refreshes this often unless told otherwise."""
+WATCH_MIN_SECONDS = 0.1
+"""Shortest ``--interval`` accepted: faster refreshes only load the backend."""
