@@ -8,7 +8,7 @@ workers, with dependencies, retries, progress and logs.
 from __future__ import annotations
 
 from .app import QakeAPI
-from .core.background import BackgroundTaskManager, add_background_task
+from .core.background import BackgroundTaskManager, BackgroundTaskRef, add_background_task
 from .dependencies import Inject
 from .events import EventBus
 from .exceptions import (
@@ -34,6 +34,7 @@ from .queued_tasks import QueuedTasks, QueueSettings, TaskRef, get_context, getL
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from .routing import Router
+from .tasks_asgi import TaskMiddleware, queued_tasks_dependency, tasks_lifespan
 from .types import TaskErrorInfo, TaskRecord, TaskStatus
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendUnavailable",
     "BackgroundTaskManager",
+    "BackgroundTaskRef",
     "ConfigurationError",
     "CorruptTaskError",
     "EventBus",
@@ -65,6 +67,7 @@ __all__ = [
     "TaskCancelledError",
     "TaskErrorInfo",
     "TaskFailedError",
+    "TaskMiddleware",
     "TaskNotFound",
     "TaskNotRegistered",
     "TaskRecord",
@@ -76,5 +79,7 @@ __all__ = [
     "add_background_task",
     "getLogger",
     "get_context",
+    "queued_tasks_dependency",
     "set_context",
+    "tasks_lifespan",
 ]

@@ -139,3 +139,6 @@ WATCH_DEFAULT_SECONDS = 2.0
 """``qakeapi queue status --watch`` refreshes this often unless told otherwise."""
 WATCH_MIN_SECONDS = 0.1
 """Shortest ``--interval`` accepted: faster refreshes only load the backend."""
+
+__all__ = sorted(name for name in tuple(globals()) if name.isupper())
+"""Every named default above."""

@@ -12,35 +12,13 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import QakeAPIError
+from ._inject import DependencyError, Inject, InjectMarker
+from .params import plan_callable
 
 if TYPE_CHECKING:
     from .requests import Request
 
 __all__ = ["Container", "DependencyError", "Inject", "InjectMarker"]
-
-
-class DependencyError(QakeAPIError, LookupError):
-    """A dependency that can't be provided."""
-
-
-class InjectMarker:
-    """The default value ``Inject(dep)`` puts on a parameter."""
-
-    __slots__ = ("dependency",)
-
-    def __init__(self, dependency: Any) -> None:
-        self.dependency = dependency
-
-    def __repr__(self) -> str:
-        return f"Inject({getattr(self.dependency, '__qualname__', self.dependency)!r})"
-
-
-def Inject(dependency: Any) -> Any:
-    """Mark a handler parameter to be filled from the app's container."""
-    if dependency is None:
-        raise TypeError("Inject() needs a class, factory or registered key")
-    return InjectMarker(dependency)
 
 
 def _needs_no_arguments(cls: type) -> bool:
@@ -57,8 +35,6 @@ class _Factory:
     __slots__ = ("fn", "plan", "singleton")
 
     def __init__(self, fn: Callable[..., Any], singleton: bool) -> None:
-        from .params import plan_callable
-
         self.fn = fn
         self.singleton = singleton
         self.plan = plan_callable(fn, path_params=(), allow_http_params=False)

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request as _StarletteRequest
 
-from .dependencies import DependencyError, InjectMarker
+from ._inject import DependencyError, InjectMarker, Resolver
 from .exceptions import HTTPException
 
 if TYPE_CHECKING:
-    from .dependencies import Container
     from .requests import Request
 
 __all__ = ["CallablePlan", "RequestValidationError", "plan_callable"]
@@ -141,7 +140,7 @@ class CallablePlan:
         self.needs_body = bool(self.body_params)
         self.has_http = any(p.kind in (PATH, QUERY, BODY) for p in params)
 
-    async def resolve(self, request: Request, container: Container) -> dict[str, Any]:
+    async def resolve(self, request: Request, container: Resolver) -> dict[str, Any]:
         """Keyword arguments for a request; raises RequestValidationError (422) or
         HTTPException (400, malformed body)."""
         kwargs: dict[str, Any] = {}
@@ -195,7 +194,7 @@ class CallablePlan:
         return kwargs
 
     async def resolve_dependencies(
-        self, request: Request | None, container: Container
+        self, request: Request | None, container: Resolver
     ) -> dict[str, Any]:
         """Keyword arguments for a dependency factory (request and Inject parameters only)."""
         kwargs: dict[str, Any] = {}

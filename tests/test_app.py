@@ -10,7 +10,6 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from qakeapi import HTTPException, QakeAPI
 from qakeapi.core.request_tasks import current_request_tasks
-from qakeapi.responses import PlainTextResponse
 from qakeapi.testing import TestClient
 
 
@@ -150,34 +149,6 @@ def test_http_exception_and_not_found_are_json() -> None:
     assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
 
 
-def test_return_values() -> None:
-    app = QakeAPI()
-
-    @app.get("/list")
-    def as_list() -> list[int]:
-        return [1, 2]
-
-    @app.post("/created")
-    async def created() -> tuple[dict[str, bool], int]:
-        return {"created": True}, 201
-
-    @app.get("/text")
-    async def text() -> PlainTextResponse:
-        return PlainTextResponse("hi", status_code=202)
-
-    @app.get("/none")
-    async def nothing() -> None:
-        return None
-
-    with TestClient(app) as client:
-        assert client.get("/list").json() == [1, 2]
-        created_response = client.post("/created")
-        assert (created_response.status_code, created_response.json()) == (201, {"created": True})
-        text_response = client.get("/text")
-        assert (text_response.status_code, text_response.text) == (202, "hi")
-        assert client.get("/none").json() is None
-
-
 def test_lifespan_hooks_run_in_order() -> None:
     app = QakeAPI()
     calls: list[str] = []
@@ -210,30 +181,6 @@ def test_failing_startup_hook_fails_startup(caplog: pytest.LogCaptureFixture) ->
             TestClient(app):
         pass
     assert any("startup hook" in r.getMessage() for r in caplog.records)
-
-
-def test_routers_with_prefix() -> None:
-    from qakeapi import Router
-
-    router = Router()
-
-    @router.get("/items/{item_id}")
-    async def item(item_id: int) -> dict[str, int]:
-        return {"item": item_id}
-
-    app = QakeAPI()
-    app.include_router(router, prefix="/api")
-    with TestClient(app) as client:
-        assert client.get("/api/items/3").json() == {"item": 3}
-        assert client.get("/items/3").status_code == 404
-
-
-def test_bad_routes_are_refused() -> None:
-    app = QakeAPI()
-    with pytest.raises(ValueError, match="must start with"):
-        app.add_route("nope", lambda: None)
-    with pytest.raises(TypeError, match="callable"):
-        app.add_route("/x", "not a function")  # type: ignore[arg-type]
 
 
 @pytest.mark.anyio

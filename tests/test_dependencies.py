@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import qakeapi
 from qakeapi import BackgroundTaskManager, Inject, QakeAPI, QueuedTasks
 from qakeapi.requests import Request
 from qakeapi.testing import TestClient
@@ -82,3 +85,52 @@ def test_factory_with_unfillable_parameter_is_refused() -> None:
 def test_inject_needs_a_target() -> None:
     with pytest.raises(TypeError):
         Inject(None)
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Every qakeapi module ``module`` imports, anywhere in it (lazily or for typing too)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[:len(base) - node.level + 1] if node.level else []
+            target = ".".join([*base, *([node.module] if node.module else [])])
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.startswith("qakeapi")}
+
+
+def test_dependencies_and_params_are_on_no_import_cycle() -> None:
+    root = Path(qakeapi.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph = {name: _imports(path, name) & modules.keys() - {name}
+             for name, path in modules.items()}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                if nxt == goal:
+                    return True
+                seen.add(nxt)
+                todo.append(nxt)
+        return False
+
+    for name in ("qakeapi.dependencies", "qakeapi.params", "qakeapi._inject"):
+        assert not reaches(name, name), name
+
+def test_inject_marker_and_error_are_one_set_of_names() -> None:
+    from qakeapi import dependencies, params
+
+    marker = dependencies.Inject(Settings)
+    assert isinstance(marker, dependencies.InjectMarker)
+    assert issubclass(dependencies.DependencyError, LookupError)
+    plan = params.plan_callable(lambda s=marker: s, path_params=())
+    assert [p.default for p in plan.params] == [marker]

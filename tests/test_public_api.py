@@ -26,6 +26,16 @@ def test_seed_import_paths() -> None:
         qakeapi.set_context, qakeapi.get_context, qakeapi.getLogger)
 
 
+def test_any_asgi_app_imports_the_task_protocol_from_the_package() -> None:
+    from qakeapi import tasks_asgi
+    from qakeapi.core import background
+
+    for name in ("TaskMiddleware", "tasks_lifespan", "queued_tasks_dependency"):
+        assert getattr(qakeapi, name) is getattr(tasks_asgi, name)
+        assert name in qakeapi.__all__
+    assert qakeapi.BackgroundTaskRef is background.BackgroundTaskRef
+    assert "BackgroundTaskRef" in qakeapi.__all__
+
 def test_exception_hierarchy_matches_the_docstring() -> None:
     from qakeapi import exceptions
 

@@ -47,7 +47,11 @@ from dataclasses import dataclass, field
 
 from ...types import QueueStats, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
 
-__all__ = ["QueueStorage", "RenewResult", "blocked_reasons", "cascade_reasons", "dead_reason"]
+__all__ = ["LOST_WORKER", "QueueStorage", "RenewResult", "blocked_reasons", "cascade_reasons",
+           "dead_reason"]
+
+LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
+"""The error message of a task reclaimed because its lease expired."""
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from ...types import (
     WorkerInfo,
 )
 from .base import (
+    LOST_WORKER,
     QueueStorage,
     RenewResult,
     blocked_reasons,
@@ -38,7 +39,6 @@ __all__ = ["MemoryStorage"]
 
 logger = logging.getLogger("qakeapi.queue")
 PENDING, RUNNING = TaskStatus.PENDING, TaskStatus.RUNNING
-LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
 
 
 def _checked(record: TaskRecord) -> tuple[TaskRecord, CorruptTaskError | None]:

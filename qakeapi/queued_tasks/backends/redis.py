@@ -23,23 +23,15 @@ from redis import exceptions as redis_errors
 from ...exceptions import BackendUnavailable, CorruptTaskError, MissingParentError, TaskNotFound
 from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
 from . import redis_scripts as lua
-from .base import QueueStorage, RenewResult
-from .rows import (
-    corrupt,
-    corrupt_error_info,
-    decode_record,
-    load_json,
-    placeholder,
-    read_record,
-    read_workers,
-)
+from .base import LOST_WORKER, QueueStorage, RenewResult
+from .redis_records import claimed_record, shown_record
+from .rows import corrupt_error_info, read_workers
 
 __all__ = ["RedisStorage", "parse_redis_url"]
 
 logger = logging.getLogger("qakeapi.queue")
 T = TypeVar("T")
 DEFAULT_PREFIX = "qakeapi"
-LOST_WORKER = "the worker running it stopped heartbeating (lease expired)"
 _REDIS_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
 
@@ -56,47 +48,6 @@ def parse_redis_url(url: str) -> tuple[str, str, str]:
 def _offset(value: float | None, base: float) -> str:
     """A client time as an offset from the client's clock reading ``base`` ('' = none)."""
     return "" if value is None else repr(float(value) - base)
-
-
-_JSON_FIELDS = ("result", "error", "context", "logs")
-_HASH_FIELDS = (("attempts", "attempts"), ("started_at", "started_at"),
-                ("finished_at", "finished_at"), ("run_at", "run_at"), ("worker_id", "worker_id"),
-                ("lease_expires_at", "lease"), ("cancel_reason", "cancel_reason"),
-                ("cancel_requested", "cancel_requested"),
-                *((name, name) for name in _JSON_FIELDS))
-
-
-def _fields(task_id: str, h: dict[str, str]) -> dict[str, Any]:
-    """A task hash in ``TaskRecord.to_dict`` shape: its fixed part ``s`` parsed, its
-    changing fields as stored ('' = none); ValueError/TypeError if ``s`` can't be read."""
-    fixed = load_json(h.get("s"), "s")
-    if not isinstance(fixed, dict):
-        raise TypeError(f"s must be an object, got a {type(fixed).__name__}")
-    data = {**fixed, "id": task_id, "status": h.get("status")}
-    for field, key in _HASH_FIELDS:
-        data[field] = h.get(key) or None
-    return data
-
-
-def _record(task_id: str, h: dict[str, str]) -> TaskRecord:
-    """The record of a claimed task; CorruptTaskError if its hash can't be read."""
-    try:
-        data = _fields(task_id, h)
-    except Exception as exc:  # any failure to read the row makes it corrupt, nothing else
-        raise corrupt(task_id, exc) from exc
-    return decode_record(data, _JSON_FIELDS)
-
-
-def _read(task_id: str, h: dict[str, str]) -> TaskRecord:
-    """The record to show, or a placeholder for a hash that can't be read (logged)."""
-    try:
-        data = _fields(task_id, h)
-    except Exception as exc:  # any failure to read the row makes it corrupt, nothing else
-        error = corrupt(task_id, exc)
-        logger.warning("%s", error)
-        return placeholder({"id": task_id, "status": h.get("status"),
-                            "finished_at": h.get("finished_at")}, error)
-    return read_record(data, _JSON_FIELDS)
 
 
 class RedisStorage(QueueStorage):
@@ -229,7 +180,7 @@ class RedisStorage(QueueStorage):
             i += 2 + size
             h = dict(zip(fields[::2], fields[1::2], strict=True))
             try:
-                claimed.append(_record(task_id, h))
+                claimed.append(claimed_record(task_id, h))
             except CorruptTaskError as exc:
                 logger.error("%s: recorded failed", exc)
                 unreadable.append(TaskOutcome(task_id, TaskStatus.FAILED,
@@ -349,7 +300,7 @@ class RedisStorage(QueueStorage):
         client = self.client
         h: dict[str, str] = await self._call(
             lambda: client.hgetall(self.key(f"t:{task_id}")))  # type: ignore[arg-type,return-value]
-        return _read(task_id, h) if h else None
+        return shown_record(task_id, h) if h else None
 
     async def _get_many(self, ids: Sequence[str]) -> builtins.list[TaskRecord]:
         client = self.client
@@ -361,7 +312,7 @@ class RedisStorage(QueueStorage):
                 return await pipe.execute()
 
         hashes = await self._call(fetch)
-        return [_read(i, h) for i, h in zip(ids, hashes, strict=True) if h]
+        return [shown_record(i, h) for i, h in zip(ids, hashes, strict=True) if h]
 
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
                    offset: int = 0) -> builtins.list[TaskRecord]:

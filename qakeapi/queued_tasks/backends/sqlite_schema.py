@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from typing import Any
 
 from ...exceptions import CorruptTaskError
 from ...types import TaskRecord
+from ..serialization import dumps
 from .rows import corrupt, corrupt_error_info, decode_record, read_record, safe_text
 
-__all__ = ["ADD_AUTO_REMOVE", "COLUMNS", "SCHEMA", "SCHEMA_VERSION", "claimed_records", "read_row",
-           "record_from_row", "row_from_record", "text_or_escaped"]
+__all__ = ["ADD_AUTO_REMOVE", "COLUMNS", "INSERT_SQL", "SCHEMA", "SCHEMA_VERSION",
+           "claimed_records", "read_row", "record_from_row", "row_from_record",
+           "text_or_escaped"]
 
 logger = logging.getLogger("qakeapi.queue")
 
@@ -82,20 +83,16 @@ COLUMNS = (
 _INSERT_COLUMNS = COLUMNS + ", due, waiting"
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def row_from_record(record: TaskRecord, waiting: int) -> tuple[Any, ...]:
     return (
         record.id, record.name, record.status.value, record.priority, record.attempts,
         record.max_retries, record.timeout, record.created_at, record.started_at,
         record.finished_at, record.run_at, record.worker_id, record.lease_expires_at,
         record.cancel_reason, int(record.cancel_requested), record.unique_key,
-        _dumps(list(record.parents)), _dumps(list(record.args)), _dumps(record.kwargs),
-        None if record.result is None else _dumps(record.result),
-        None if record.error is None else _dumps(record.error.to_dict()),
-        _dumps(record.context), _dumps(list(record.logs)), int(record.auto_remove),
+        dumps(list(record.parents)), dumps(list(record.args)), dumps(record.kwargs),
+        None if record.result is None else dumps(record.result),
+        None if record.error is None else dumps(record.error.to_dict()),
+        dumps(record.context), dumps(list(record.logs)), int(record.auto_remove),
         record.run_at if record.run_at is not None else record.created_at, waiting,
     )
 
@@ -166,6 +163,6 @@ def _fail(conn: sqlite3.Connection, seq: int, task_id: Any, exc: CorruptTaskErro
     conn.execute(
         "UPDATE tasks SET status = 'failed', finished_at = ?, worker_id = NULL, "
         "lease_expires_at = NULL, error = ? WHERE seq = ?",
-        (now, _dumps(corrupt_error_info(exc).to_dict()), seq))
+        (now, dumps(corrupt_error_info(exc).to_dict()), seq))
     if isinstance(task_id, str) and safe_text(task_id) == task_id:
         conn.execute(cascade, (task_id, f"parent {task_id} failed", now))

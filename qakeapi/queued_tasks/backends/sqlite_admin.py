@@ -1,0 +1,82 @@
+"""What operators and dashboards ask of the SQLite queue: reading tasks, counting them,
+purging finished ones, clearing pending ones, and the table of live workers."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ...exceptions import TaskNotFound
+from ...types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
+from ..serialization import dumps
+from .rows import read_workers, status_or_failed
+from .sqlite_connect import transaction
+from .sqlite_lifecycle import read_task
+from .sqlite_schema import COLUMNS, read_row
+
+__all__ = ["delete_pending", "find_task", "list_tasks", "list_workers", "purge", "read_stats",
+           "register_worker", "unregister_worker"]
+
+
+def find_task(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
+    try:
+        return read_task(conn, task_id)
+    except TaskNotFound:
+        return None
+
+
+def list_tasks(conn: sqlite3.Connection, status: TaskStatus | None, limit: int,
+               offset: int) -> list[TaskRecord]:
+    where, params = ("WHERE status = ?", [status.value]) if status else ("", [])
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM tasks {where} ORDER BY created_at DESC, seq DESC "
+        f"LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+    return [read_row(row) for row in rows]
+
+
+def read_stats(conn: sqlite3.Connection, now: float) -> QueueStats:
+    counts = dict.fromkeys(TaskStatus, 0)
+    for status, count in conn.execute("SELECT status, count(*) FROM tasks GROUP BY status"):
+        counts[status_or_failed(status)] += count
+    oldest = conn.execute(
+        "SELECT min(created_at) FROM tasks WHERE status = 'pending' AND waiting = 0 "
+        "AND due <= ?", (now,)).fetchone()[0]
+    if not isinstance(oldest, (int, float)):
+        oldest = None  # only rows whose created_at is not a number
+    return QueueStats(counts=counts, oldest_pending_at=oldest)
+
+
+def purge(conn: sqlite3.Connection, statuses: Sequence[str],
+          finished_before: float | None) -> int:
+    where = f"status IN ({', '.join('?' * len(statuses))})"
+    params: list[Any] = list(statuses)
+    if finished_before is not None:
+        where += " AND finished_at < ?"
+        params.append(finished_before)
+    with transaction(conn):
+        conn.execute(f"DELETE FROM deps WHERE parent_id IN (SELECT id FROM tasks WHERE "
+                     f"{where}) OR child_id IN (SELECT id FROM tasks WHERE {where})",
+                     params + params)
+        return conn.execute(f"DELETE FROM tasks WHERE {where}", params).rowcount
+
+
+def delete_pending(conn: sqlite3.Connection) -> int:
+    pending = "SELECT id FROM tasks WHERE status = 'pending'"
+    with transaction(conn):
+        conn.execute(f"DELETE FROM deps WHERE parent_id IN ({pending}) "
+                     f"OR child_id IN ({pending})")
+        return conn.execute("DELETE FROM tasks WHERE status = 'pending'").rowcount
+
+
+def register_worker(conn: sqlite3.Connection, info: WorkerInfo) -> None:
+    conn.execute("INSERT OR REPLACE INTO workers (id, info) VALUES (?, ?)",
+                 (info.id, dumps(info.to_dict())))
+
+
+def unregister_worker(conn: sqlite3.Connection, worker_id: str) -> None:
+    conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+
+def list_workers(conn: sqlite3.Connection) -> list[WorkerInfo]:
+    return read_workers(conn.execute("SELECT id, info FROM workers ORDER BY id").fetchall())

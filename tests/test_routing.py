@@ -1,0 +1,129 @@
+"""Routes (qakeapi.routing): return values as responses, sync handlers off the event loop,
+routers with prefixes and verbs, bad routes refused when they are added."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from qakeapi import QakeAPI, Router
+from qakeapi.responses import JSONResponse, PlainTextResponse
+from qakeapi.testing import TestClient
+
+
+def test_return_values() -> None:
+    app = QakeAPI()
+
+    @app.get("/list")
+    def as_list() -> list[int]:
+        return [1, 2]
+
+    @app.post("/created")
+    async def created() -> tuple[dict[str, bool], int]:
+        return {"created": True}, 201
+
+    @app.get("/text")
+    async def text() -> PlainTextResponse:
+        return PlainTextResponse("hi", status_code=202)
+
+    @app.get("/none")
+    async def nothing() -> None:
+        return None
+
+    with TestClient(app) as client:
+        assert client.get("/list").json() == [1, 2]
+        created_response = client.post("/created")
+        assert (created_response.status_code, created_response.json()) == (201, {"created": True})
+        text_response = client.get("/text")
+        assert (text_response.status_code, text_response.text) == (202, "hi")
+        assert client.get("/none").json() is None
+
+
+def test_routers_with_prefix() -> None:
+    router = Router()
+
+    @router.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"item": item_id}
+
+    app = QakeAPI()
+    app.include_router(router, prefix="/api")
+    with TestClient(app) as client:
+        assert client.get("/api/items/3").json() == {"item": 3}
+        assert client.get("/items/3").status_code == 404
+
+
+def test_bad_routes_are_refused() -> None:
+    app = QakeAPI()
+    with pytest.raises(ValueError, match="must start with"):
+        app.add_route("nope", lambda: None)
+    with pytest.raises(TypeError, match="callable"):
+        app.add_route("/x", "not a function")  # type: ignore[arg-type]
+
+
+def test_tuples_set_the_status_of_text_json_and_responses() -> None:
+    app = QakeAPI()
+
+    @app.get("/text")
+    async def text() -> tuple[str, int]:
+        return "made", 201
+
+    @app.get("/response")
+    async def response() -> tuple[JSONResponse, int]:
+        return JSONResponse({"a": 1}, headers={"x-kept": "yes"}), 409
+
+    with TestClient(app) as client:
+        made = client.get("/text")
+        assert (made.status_code, made.text) == (201, "made")
+        assert made.headers["content-type"].startswith("text/plain")
+        conflict = client.get("/response")
+        assert (conflict.status_code, conflict.json()) == (409, {"a": 1})
+        assert conflict.headers["x-kept"] == "yes"
+
+
+def test_a_sync_handler_runs_in_a_thread_not_on_the_event_loop() -> None:
+    app = QakeAPI()
+    released = threading.Event()
+
+    @app.get("/wait")
+    def wait() -> dict[str, bool]:
+        return {"released": released.wait(10)}
+
+    @app.get("/release")
+    async def release() -> dict[str, bool]:
+        released.set()
+        return {"ok": True}
+
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(client.get, "/wait")
+        assert client.get("/release").json() == {"ok": True}
+        assert waiting.result(20).json() == {"released": True}
+
+
+def test_router_verbs_prefixes_and_nesting() -> None:
+    inner = Router(prefix="/items/")
+
+    @inner.put("/{item_id}")
+    async def put(item_id: int) -> dict[str, object]:
+        return {"put": item_id}
+
+    @inner.patch("/{item_id}")
+    async def patch(item_id: int) -> dict[str, object]:
+        return {"patch": item_id}
+
+    @inner.delete("/{item_id}", name="remove")
+    async def delete(item_id: int) -> tuple[None, int]:
+        return None, 204
+
+    outer = Router()
+    outer.include_router(inner, prefix="/v1/")
+    app = QakeAPI()
+    app.include_router(outer, prefix="/api")
+    with TestClient(app) as client:
+        assert client.put("/api/v1/items/3").json() == {"put": 3}
+        assert client.patch("/api/v1/items/4").json() == {"patch": 4}
+        assert client.delete("/api/v1/items/5").status_code == 204
+        assert client.get("/api/v1/items/5").status_code == 405
+    assert "remove" in {getattr(route, "name", None) for route in app.routes}
