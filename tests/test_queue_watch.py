@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import IO, Any
 
 import pytest
 
+from ._docs import ROOT
 from ._processes import env_for, start_worker, stop, write_task_app
 from .test_queue_cli import cli, enqueue_script
 
@@ -91,3 +93,29 @@ def test_watch_refuses_bad_input(tmp_path: Path) -> None:
                   ok=False)
     assert missing.returncode == 1 and "there is no SQLite queue" in missing.stderr
     assert not os.path.exists(tmp_path / "missing.db")
+
+
+def test_documented_watch_commands(tmp_path: Path) -> None:
+    text = (ROOT / "docs/cli.md").read_text(encoding="utf-8")
+    block = text.split("## Live status", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("|", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    assert len(commands) == 2
+    write_task_app(tmp_path)
+    (tmp_path / "myapp.py").write_text(
+        "import os\nos.environ.setdefault('QUEUE_URL', 'sqlite:///queue.db')\n"
+        "from taskapp import app, work\n")
+    enqueue_script(tmp_path, "sqlite:///queue.db",
+                   "        tasks.add_task(taskapp.work, 1, delay=3600)")
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[:3] == ["qakeapi", "queue", "status"]
+        process = subprocess.Popen([sys.executable, "-m", "qakeapi", *argv[1:]], cwd=tmp_path,
+                                   env=env_for(tmp_path), text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        if "--json" in argv:
+            assert json.loads(first)["counts"]["pending"] == 1
+        else:
+            assert "Ctrl-C to stop" in first
+        _interrupt(process)
