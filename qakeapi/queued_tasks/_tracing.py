@@ -7,7 +7,8 @@ context, so a trace goes from the request that added a task to the worker that r
 
 qakeapi never imports opentelemetry itself: tracing is on in a process that imported it (an
 app that configures a tracer provider has). Without it, adding or running a task costs one
-dictionary lookup; with it but no span, one ``get_current_span()``.
+dictionary lookup; with it but no tracer provider set, one ``get_current_span()`` and one
+``get_tracer_provider()``.
 """
 
 from __future__ import annotations
@@ -86,8 +87,14 @@ def _parent(record: TaskRecord) -> Context:
 def attempt_span(record: TaskRecord, worker_id: str) -> contextlib.AbstractContextManager[
         Span | None]:
     """The span of one attempt of ``record``, current while it runs, child of the span that
-    added the task; a context manager of None when opentelemetry is not in use."""
+    added the task; a context manager of None when opentelemetry is not in use (not imported,
+    or no tracer provider set)."""
     if _OTEL not in sys.modules:
+        return _NO_SPAN
+    from opentelemetry import trace
+
+    if isinstance(trace.get_tracer_provider(),
+                  (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return _NO_SPAN
     return _span(record, worker_id)
 
