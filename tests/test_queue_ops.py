@@ -72,10 +72,9 @@ def test_damaged_pages_give_one_line(tmp_path: Path) -> None:
     with db.open("r+b") as f:
         f.seek(size // 2)
         f.write(b"\xa5" * 16384)
-    # status reads the kept counts and one index row: reading every task finds the damage
-    error = one_line_error(cli(tmp_path, "list", "--limit", "5000", "--url", f"sqlite:///{db}"))
+    error = one_line_error(cli(tmp_path, "status", "--url", f"sqlite:///{db}"))
     assert "is damaged (database disk image is malformed)" in error
-    for command in INSPECT:
+    for command in INSPECT[1:]:
         result = cli(tmp_path, *command, "--url", f"sqlite:///{db}")
         assert "Traceback" not in result.stderr
         if result.returncode != 0:

@@ -37,12 +37,11 @@ def list_tasks(conn: sqlite3.Connection, status: TaskStatus | None, limit: int,
 
 def read_stats(conn: sqlite3.Connection, now: float) -> QueueStats:
     counts = dict.fromkeys(TaskStatus, 0)
-    for status, count in conn.execute("SELECT status, n FROM task_counts WHERE n > 0"):
+    for status, count in conn.execute("SELECT status, count(*) FROM tasks GROUP BY status"):
         counts[status_or_failed(status)] += count
-    first = conn.execute(
-        "SELECT created_at FROM tasks WHERE status = 'pending' AND waiting = 0 AND due <= ? "
-        "ORDER BY created_at LIMIT 1", (now,)).fetchone()
-    oldest = None if first is None else first[0]
+    oldest = conn.execute(
+        "SELECT min(created_at) FROM tasks WHERE status = 'pending' AND waiting = 0 "
+        "AND due <= ?", (now,)).fetchone()[0]
     if not isinstance(oldest, (int, float)):
         oldest = None  # only rows whose created_at is not a number
     return QueueStats(counts=counts, oldest_pending_at=oldest)
