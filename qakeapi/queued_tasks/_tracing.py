@@ -24,7 +24,7 @@ from ..types import TaskOutcome, TaskRecord, TaskStatus
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import Span, Tracer
 
 __all__ = ["attempt_span", "end_attempt_span", "trace_carrier"]
 
@@ -36,15 +36,20 @@ _NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 _SHOWN_CHARS = 80
 
 
+class _Provider:
+    """The tracer of the global tracer provider, once seen set: it can be set only once, so
+    once seen it needs no more checking."""
+
+    tracer: Tracer | None = None
+
+
 def trace_carrier() -> dict[str, str] | None:
     """The W3C headers (``traceparent``, ``tracestate``) of the current span, if any."""
-    if _OTEL not in sys.modules:
+    trace = sys.modules.get(_OTEL)
+    if trace is None or not trace.get_current_span().get_span_context().is_valid:
         return None
-    from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    if not trace.get_current_span().get_span_context().is_valid:
-        return None
     carrier: dict[str, str] = {}
     TraceContextTextMapPropagator().inject(carrier)
     return carrier or None
@@ -89,21 +94,22 @@ def attempt_span(record: TaskRecord, worker_id: str) -> contextlib.AbstractConte
     """The span of one attempt of ``record``, current while it runs, child of the span that
     added the task; a context manager of None when opentelemetry is not in use (not imported,
     or no tracer provider set)."""
-    if _OTEL not in sys.modules:
+    trace = sys.modules.get(_OTEL)
+    if trace is None:
         return _NO_SPAN
-    from opentelemetry import trace
-
-    if isinstance(trace.get_tracer_provider(),
-                  (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-        return _NO_SPAN
-    return _span(record, worker_id)
+    tracer = _Provider.tracer
+    if tracer is None:
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+            return _NO_SPAN
+        tracer = _Provider.tracer = provider.get_tracer(_TRACER_NAME)
+    return _span(tracer, record, worker_id)
 
 
 @contextlib.contextmanager
-def _span(record: TaskRecord, worker_id: str) -> Iterator[Span]:
+def _span(tracer: Tracer, record: TaskRecord, worker_id: str) -> Iterator[Span]:
     from opentelemetry import trace
 
-    tracer = trace.get_tracer(_TRACER_NAME)
     attributes: dict[str, str | int] = {"qakeapi.task.id": record.id,
                                         "qakeapi.task.name": record.name,
                                         "qakeapi.task.attempt": record.attempts,
