@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qakeapi.metrics import metrics_app
 from qakeapi.queued_tasks import QueuedTasks
-from qakeapi.queued_tasks.serialization import encode_call
+from qakeapi.queued_tasks._serialization import encode_call
 from qakeapi.types import TaskRecord
 
 REDIS_URL = os.environ.get("QAKEAPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

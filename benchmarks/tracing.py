@@ -26,7 +26,7 @@ if mode in ("sdk", "sdk-span"):
     from opentelemetry.sdk.trace import TracerProvider
     trace.set_tracer_provider(TracerProvider())
 from qakeapi.queued_tasks._tracing import attempt_span, trace_carrier
-from qakeapi.queued_tasks.serialization import encode_call
+from qakeapi.queued_tasks._serialization import encode_call
 from qakeapi.types import TaskRecord
 
 record = TaskRecord(id="0123456789abcdef012345", name="app:job")

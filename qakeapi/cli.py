@@ -7,6 +7,7 @@ import traceback
 
 import click
 
+from ._importing import AppImportError, load_app
 from .constants import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
@@ -20,7 +21,6 @@ from .constants import (
     SERVER_TIMEOUT_GRACEFUL_SHUTDOWN,
     SERVER_TIMEOUT_KEEP_ALIVE,
 )
-from .importing import AppImportError, load_app
 
 __all__ = ["main"]
 
@@ -97,7 +97,7 @@ def run(app: str, host: str, port: int, reload: bool, workers: int, log_level: s
 
 
 try:
-    from .queued_tasks.cli import queue as _queue_group
+    from .queued_tasks._cli import queue as _queue_group
 
     main.add_command(_queue_group)
 except Exception as _exc:  # pragma: no cover - shown to the user by `qakeapi queue`

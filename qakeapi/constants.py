@@ -7,6 +7,9 @@ BACKGROUND_MAX_CONCURRENCY = 256
 """Tasks the manager runs at once; more wait in its pending queue."""
 BACKGROUND_MAX_PENDING = 10_000
 """Pending tasks the manager holds before ``add_task`` waits (backpressure)."""
+BACKGROUND_YIELD_EVERY = 256
+"""While tasks are pending, ``add_task`` lets the runners in once per this many tasks added
+(a loop adding tasks would otherwise fill the queue before the first one starts)."""
 BACKGROUND_THREAD_LIMIT = 40
 """Threads for plain-function tasks (separate from the threads serving sync handlers)."""
 BACKGROUND_RETAIN_FINISHED = 1_000

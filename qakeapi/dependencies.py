@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._inject import DependencyError, Inject, InjectMarker
-from .params import plan_callable
+from ._params import plan_callable
 
 if TYPE_CHECKING:
     from .requests import Request

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .core.isolation import is_cancellation
+from .core._isolation import is_cancellation
 
 __all__ = ["EventBus"]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException as _StarletteHTTPException
 
-from .core.options import check_seconds
+from .core._options import check_seconds
 
 __all__ = [
     "BackendUnavailable",

@@ -1,7 +1,7 @@
 """Routes: ``@app.get("/users/{user_id}")`` and a ``Router`` that groups them in a module.
 
 Each handler becomes a :class:`HandlerEndpoint`, an ASGI app that fills the handler's
-parameters (planned once, see :mod:`qakeapi.params`), runs it (plain functions in a worker
+parameters (planned once, see :mod:`qakeapi._params`), runs it (plain functions in a worker
 thread) and turns its return value into a response. When the handler raises, the tasks it
 added during the request are dropped.
 """
@@ -18,9 +18,9 @@ import anyio.to_thread
 from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import Receive, Scope, Send
 
-from .core.request_tasks import current_request_tasks
+from ._params import CallablePlan, plan_callable
+from .core._request_tasks import current_request_tasks
 from .dependencies import DependencyError
-from .params import CallablePlan, plan_callable
 from .requests import Request
 from .responses import JSONResponse, PlainTextResponse, Response, send_json
 

@@ -1,6 +1,6 @@
 """The request protocol of the task systems, for any ASGI app (QakeAPI, Starlette, FastAPI).
 
-:class:`TaskMiddleware` gives every HTTP request a :class:`~qakeapi.core.request_tasks.
+:class:`TaskMiddleware` gives every HTTP request a :class:`~qakeapi.core._request_tasks.
 RequestTasks` holder and drives it:
 
 * queued tasks the request added are stored when the app sends ``http.response.start``,
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .core._request_tasks import RequestTasks, current_request_tasks
 from .core.background import BackgroundTaskManager
-from .core.request_tasks import RequestTasks, current_request_tasks
 from .queued_tasks import QueuedTasks
 
 if TYPE_CHECKING:

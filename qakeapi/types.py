@@ -232,7 +232,7 @@ class TaskRecord:
     """Everything known about one task.
 
     Times are UNIX timestamps (seconds, float). For queued tasks ``args``/``kwargs``
-    hold the *encoded* JSON form (see ``qakeapi.queued_tasks.serialization``);
+    hold the *encoded* JSON form (see ``qakeapi.queued_tasks._serialization``);
     for in-process background tasks they are the Python objects themselves.
     """
 

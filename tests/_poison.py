@@ -12,9 +12,9 @@ from typing import Any
 import redis
 
 from qakeapi.queued_tasks.backends import QueueStorage
-from qakeapi.queued_tasks.backends.memory import MemoryStorage
-from qakeapi.queued_tasks.backends.redis import RedisStorage
-from qakeapi.queued_tasks.backends.sqlite import SQLiteStorage
+from qakeapi.queued_tasks.backends._memory import MemoryStorage
+from qakeapi.queued_tasks.backends._redis import RedisStorage
+from qakeapi.queued_tasks.backends._sqlite import SQLiteStorage
 from qakeapi.types import TaskRecord
 
 from ._redis import REDIS_URL

@@ -9,7 +9,7 @@ import pytest
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from qakeapi import HTTPException, QakeAPI
-from qakeapi.core.request_tasks import current_request_tasks
+from qakeapi.core._request_tasks import current_request_tasks
 from qakeapi.testing import TestClient
 
 

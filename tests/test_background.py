@@ -376,7 +376,7 @@ async def test_a_full_queue_makes_the_handler_wait() -> None:
 
             tg.start_soon(third)
             await anyio.sleep(0.2)
-            assert answered == [] and len(manager._pending) == 2
+            assert answered == [] and manager.queued == 2
             gate.set()
         with anyio.fail_after(5):
             while len(done) < 3:

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from qakeapi import BackgroundTaskManager, TaskStatus
+from qakeapi import BackgroundTaskManager, QakeAPI, TaskStatus
 from qakeapi.core.background import add_background_task
 from qakeapi.exceptions import NoRetry, Retry
+from qakeapi.testing import AsyncTestClient
 
 pytestmark = pytest.mark.anyio
 
@@ -104,3 +105,74 @@ async def test_a_shutdown_during_a_backoff_cancels_the_task() -> None:
     record = manager.tasks[task_id]
     assert (record.status, flaky.calls) == (TaskStatus.CANCELLED, 1)
     BackgroundTaskManager.reset()
+
+
+@pytest.fixture
+async def quick_retries() -> AsyncIterator[BackgroundTaskManager]:
+    BackgroundTaskManager.reset()
+    instance = BackgroundTaskManager()
+    instance.configure(retry_base_delay=0.01, retry_max_delay=0.05)
+    async with instance.lifespan(grace=1.0):
+        yield instance
+    BackgroundTaskManager.reset()
+
+
+class AuthError(Exception):
+    pass
+
+
+async def test_no_retry_on_fails_at_once_after_real_retries_of_other_errors(
+        quick_retries: BackgroundTaskManager) -> None:
+    """ConnectionErrors are retried (backoff and all); the AuthError named in no_retry_on
+    then fails the task at once, with retries left."""
+    flaky = Flaky(ConnectionError("down"), ConnectionError("still down"), AuthError("bad key"))
+    task_id = await quick_retries.add_task(flaky, max_retries=5, no_retry_on=(AuthError,))
+    record = await quick_retries.wait(task_id, timeout=10)
+    assert (record.status, record.attempts, flaky.calls) == (TaskStatus.FAILED, 3, 3)
+    assert record.error is not None and record.error.type == "AuthError"
+
+
+async def test_no_retry_on_matches_subclasses_and_takes_one_class(
+        quick_retries: BackgroundTaskManager) -> None:
+    flaky = Flaky(ConnectionError("down"))
+    record = quick_retries.tasks[await quick_retries.add_task(
+        flaky, max_retries=3, no_retry_on=OSError, wait=True)]
+    assert (record.status, record.attempts) == (TaskStatus.FAILED, 1)
+    other = Flaky(ConnectionError("down"))
+    record = quick_retries.tasks[await quick_retries.add_task(
+        other, max_retries=3, no_retry_on=[AuthError], wait=True)]
+    assert (record.status, record.attempts, record.result) == (TaskStatus.SUCCEEDED, 2, "done")
+
+
+async def test_add_background_task_honours_no_retry_on(
+        quick_retries: BackgroundTaskManager) -> None:
+    app = QakeAPI()
+    flaky = Flaky(ConnectionError("down"), AuthError("bad key"))
+    retried = Flaky(ConnectionError("down"), ConnectionError("down"))
+
+    @app.post("/sync")
+    async def sync() -> dict[str, str]:
+        first = await add_background_task(flaky, max_retries=4, no_retry_on=(AuthError,))
+        second = await add_background_task(retried, max_retries=4, no_retry_on=(AuthError,))
+        return {"first": first, "second": second}
+
+    async with AsyncTestClient(app) as client:
+        ids = (await client.post("/sync")).json()
+        first = await quick_retries.wait(ids["first"], timeout=10)
+        second = await quick_retries.wait(ids["second"], timeout=10)
+    assert (first.status, first.attempts) == (TaskStatus.FAILED, 2)
+    assert (second.status, second.attempts) == (TaskStatus.SUCCEEDED, 3)
+    outside = Flaky(AuthError("bad key"))
+    record = await quick_retries.wait(
+        await add_background_task(outside, max_retries=2, no_retry_on=(AuthError,)), 10)
+    assert (record.status, record.attempts) == (TaskStatus.FAILED, 1)
+
+
+@pytest.mark.parametrize("bad", ["AuthError", 3, (AuthError, "x"), (int,), [AuthError()],
+                                 (AuthError, None)])
+async def test_bad_no_retry_on_is_refused_before_anything_is_recorded(
+        quick_retries: BackgroundTaskManager, bad: object) -> None:
+    for add in (quick_retries.add_task, add_background_task):
+        with pytest.raises(TypeError, match="no_retry_on"):
+            await add(Flaky(), max_retries=1, no_retry_on=bad)
+    assert len(quick_retries.tasks) == 0 and quick_retries.running

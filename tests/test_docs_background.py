@@ -166,3 +166,22 @@ def test_configure_example() -> None:
     assert (settings.max_concurrency, settings.retain_finished, settings.shutdown_grace) == (
         64, 5_000, 5)
     BackgroundTaskManager.reset()
+
+
+def test_no_retry_on_example() -> None:
+    BackgroundTaskManager.reset()
+    ns: dict[str, Any] = {}
+    block = next(b for b in BLOCKS if "no_retry_on=(AuthError,)" in b)
+    exec(compile(block, "docs/background-tasks.md:no_retry_on", "exec"), ns)
+    with TestClient(ns["app"]) as client:
+        task_id = client.post("/orders/7/push").json()["task_id"]
+        manager = BackgroundTaskManager()
+        deadline = time.monotonic() + 5
+        while not manager.tasks[task_id].is_terminal:
+            assert time.monotonic() < deadline, "the task did not end"
+            time.sleep(0.01)
+        record = manager.tasks[task_id]
+    assert (record.status.value, record.attempts, record.max_retries) == ("failed", 1, 5)
+    assert record.error is not None and record.error.type == "AuthError"
+    assert ns["calls"] == [7]
+    BackgroundTaskManager.reset()

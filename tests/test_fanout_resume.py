@@ -15,10 +15,10 @@ import redis
 
 from qakeapi.constants import FANOUT_CHUNK
 from qakeapi.queued_tasks.backends import QueueStorage, open_storage
-from qakeapi.queued_tasks.backends import redis_scripts as lua
-from qakeapi.queued_tasks.backends.redis import parse_redis_url
-from qakeapi.queued_tasks.backends.sqlite import path_from_url
-from qakeapi.queued_tasks.backends.sqlite_deps import add_fanout, fanout_step
+from qakeapi.queued_tasks.backends import _redis_scripts as lua
+from qakeapi.queued_tasks.backends._redis import parse_redis_url
+from qakeapi.queued_tasks.backends._sqlite import path_from_url
+from qakeapi.queued_tasks.backends._sqlite_deps import add_fanout, fanout_step
 from qakeapi.types import TaskRecord, TaskStatus
 
 from ._redis import redis_queue_url

@@ -28,8 +28,8 @@ from qakeapi.queued_tasks import (
     get_context,
     iter_with_cursor,
 )
+from qakeapi.queued_tasks._context import TaskContext
 from qakeapi.queued_tasks.backends import open_storage
-from qakeapi.queued_tasks.context import TaskContext
 from qakeapi.testing import TestClient
 from qakeapi.types import TaskRecord, TaskStatus
 

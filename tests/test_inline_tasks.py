@@ -83,3 +83,29 @@ def test_bad_options_are_still_refused_without_a_lifespan() -> None:
     client = TestClient(fastapi_app([]), raise_server_exceptions=True)
     with pytest.raises(ValueError, match="timeout"):
         client.post("/bad-option")
+
+
+def test_the_fallback_checks_options_as_the_manager_does() -> None:
+    """One check for both paths: no_retry_on is an option here too (not a keyword argument
+    passed on to the task), refused when bad, and a good one is accepted."""
+    ran: list[str] = []
+    app = FastAPI()
+    app.add_middleware(TaskMiddleware)
+
+    async def note(what: str) -> None:
+        ran.append(what)
+
+    @app.post("/bad")
+    async def bad() -> None:
+        await add_background_task(note, "never", no_retry_on=("ValueError",))
+
+    @app.post("/good")
+    async def good() -> dict[str, bool]:
+        await add_background_task(note, "ran", no_retry_on=(ValueError,), max_retries=2)
+        return {"ok": True}
+
+    client = TestClient(app, raise_server_exceptions=True)
+    with pytest.raises(TypeError, match="no_retry_on must hold exception classes"):
+        client.post("/bad")
+    assert client.post("/good").json() == {"ok": True}
+    assert ran == ["ran"]

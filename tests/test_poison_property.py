@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from qakeapi.exceptions import MissingParentError
 from qakeapi.queued_tasks import QueuedTasks
-from qakeapi.queued_tasks.cli import queue
+from qakeapi.queued_tasks._cli import queue
 from qakeapi.types import TaskRecord, TaskStatus
 
 from . import _queue_tasks as t

@@ -14,9 +14,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from qakeapi.queued_tasks._cli import queue
 from qakeapi.queued_tasks.backends import open_storage
-from qakeapi.queued_tasks.backends.redis import RedisStorage
-from qakeapi.queued_tasks.cli import queue
+from qakeapi.queued_tasks.backends._redis import RedisStorage
 from qakeapi.types import TaskOutcome, TaskRecord, TaskStatus
 
 from ._poison import POISONS, store_poisoned

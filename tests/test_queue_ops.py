@@ -15,8 +15,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from qakeapi.queued_tasks import QueuedTasks, supervisor
-from qakeapi.queued_tasks.supervisor import Supervisor, WorkersKeepFailing
+from qakeapi.queued_tasks import QueuedTasks
+from qakeapi.queued_tasks import _supervisor as supervisor
+from qakeapi.queued_tasks._supervisor import Supervisor, WorkersKeepFailing
 
 from . import _queue_tasks as t
 from ._processes import env_for, read_runs, start_worker, stop, wait_until, write_task_app

@@ -13,7 +13,7 @@ import redis
 
 from qakeapi.exceptions import BackendUnavailable
 from qakeapi.queued_tasks.backends import open_storage
-from qakeapi.queued_tasks.backends.redis import RedisStorage, parse_redis_url
+from qakeapi.queued_tasks.backends._redis import RedisStorage, parse_redis_url
 from qakeapi.types import TaskRecord, TaskStatus
 
 from ._docs import ROOT, python_blocks

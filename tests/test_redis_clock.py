@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from qakeapi.queued_tasks.backends.redis import RedisStorage
+from qakeapi.queued_tasks.backends._redis import RedisStorage
 from qakeapi.types import TaskOutcome, TaskRecord, TaskStatus
 
 from ._redis import redis_queue_url

@@ -18,8 +18,8 @@ import pytest
 
 from qakeapi.exceptions import ConfigurationError, TaskNotRegistered
 from qakeapi.queued_tasks import QueuedTasks, QueueSettings
+from qakeapi.queued_tasks._registry import TaskRegistry
 from qakeapi.queued_tasks.backends import open_storage
-from qakeapi.queued_tasks.registry import TaskRegistry
 from qakeapi.types import TaskRecord, TaskStatus
 
 from . import _queue_tasks as t
@@ -104,7 +104,7 @@ def hostile_names(marker: Path) -> dict[str, list[str]]:
         "regoutside:run": [],
         "os:system": [touch],
         "builtins:exec": [f"open({str(marker)!r}, 'a')"],
-        "qakeapi.importing:load_app": ["regoutside:run"],
+        "qakeapi._importing:load_app": ["regoutside:run"],
         "__main__:main": [],
         "regapp:<lambda>": [],
         "regapp": [],

@@ -1,5 +1,5 @@
 """Task arguments and results as JSON: the extra types come back as themselves, anything
-else is refused with the path of the bad value (qakeapi.queued_tasks.serialization)."""
+else is refused with the path of the bad value (qakeapi.queued_tasks._serialization)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from qakeapi.constants import MAX_JSON_DEPTH
 from qakeapi.exceptions import SerializationError
-from qakeapi.queued_tasks.serialization import decode, dumps, encode, encode_call, loads
+from qakeapi.queued_tasks._serialization import decode, dumps, encode, encode_call, loads
 
 
 def roundtrip(value: object) -> object:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from qakeapi import BackgroundTaskManager, QakeAPI, TaskStatus
+from qakeapi.core._background_settings import BackgroundSettings
 from qakeapi.core.background import add_background_task
-from qakeapi.core.background_settings import BackgroundSettings
 from qakeapi.exceptions import ConfigurationError, Retry
 from qakeapi.queued_tasks import QueuedTasks, QueueSettings
 from qakeapi.testing import AsyncTestClient

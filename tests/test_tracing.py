@@ -24,7 +24,7 @@ from qakeapi import Inject, QakeAPI
 from qakeapi.constants import TRACE_CONTEXT_KEY
 from qakeapi.exceptions import Retry
 from qakeapi.queued_tasks import QueuedTasks
-from qakeapi.queued_tasks.serialization import encode_call
+from qakeapi.queued_tasks._serialization import encode_call
 from qakeapi.types import TaskRecord, TaskStatus
 
 from ._redis import redis_queue_url

@@ -3,7 +3,7 @@
 FastAPI's ``TestClient(app)`` without ``with``, or an app whose server skips the lifespan,
 never starts the :class:`~qakeapi.core.background.BackgroundTaskManager`. Rather than fail
 the request, ``add_background_task`` then keeps the call on the request's
-:class:`~qakeapi.core.request_tasks.RequestTasks`, and the task middleware runs it once the
+:class:`~qakeapi.core._request_tasks.RequestTasks`, and the task middleware runs it once the
 response has been sent, inside the same ASGI call, as Starlette runs its own background
 tasks: one after the other, once, with the ``timeout`` honoured and no record kept.
 """
@@ -13,15 +13,15 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from .background_jobs import describe_cached
-from .options import check_count, check_seconds, check_task_kwargs
-from .request_tasks import RequestTasks
+from ._background_jobs import describe_cached
+from ._options import TaskOptions
+from ._request_tasks import RequestTasks
 
 __all__ = ["run_after_response"]
 
@@ -40,24 +40,23 @@ WARNING = (
 
 
 def run_after_response(holder: RequestTasks, fn: Callable[..., Any], args: tuple[Any, ...],
-                       kwargs: dict[str, Any], timeout: float | None, max_retries: int,
-                       task_kwargs: Mapping[str, Any] | None) -> str:
-    """Keep ``fn(*args, **kwargs)`` on ``holder`` to run after the response; its id."""
+                       kwargs: dict[str, Any], options: TaskOptions) -> str:
+    """Keep ``fn(*args, **kwargs)`` on ``holder`` to run after the response; its id.
+
+    ``options`` have been checked (``max_retries`` and ``no_retry_on`` have nothing to do
+    here: the task runs once)."""
     global _warned
-    if not callable(fn):
-        raise TypeError(f"a background task must be callable, got {fn!r}")
-    seconds = check_seconds("timeout", timeout) if timeout is not None else 0.0
-    check_count("max_retries", max_retries)
-    if task_kwargs is not None:
-        kwargs = {**kwargs, **check_task_kwargs(task_kwargs)}
+    name, is_async = describe_cached(fn)
+    if options.task_kwargs is not None:
+        kwargs = {**kwargs, **options.task_kwargs}
     if not _warned:
         _warned = True
         logger.warning(WARNING)
-    name, is_async = describe_cached(fn)
     call = functools.partial(fn, *args, **kwargs)
+    timeout = options.timeout
 
     async def run() -> None:
-        with anyio.fail_after(seconds or None):
+        with anyio.fail_after(timeout):
             if is_async:
                 await call()
             else:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from ..exceptions import NoRetry, Retry
 from ._before_store import NewTask
+from ._context import get_context, getLogger, set_context
+from ._hooks import WorkerHooks
 from ._id_range import enqueue_id_range_tasks, iter_with_cursor
-from .context import get_context, getLogger, set_context
-from .hooks import WorkerHooks
-from .queue import RESERVED_OPTIONS, QueuedTasks
-from .ref import TaskRef
-from .registry import TaskRegistry
-from .settings import QueueSettings
-from .worker import Worker
+from ._queue import RESERVED_OPTIONS, QueuedTasks
+from ._ref import TaskRef
+from ._registry import TaskRegistry
+from ._settings import QueueSettings
+from ._worker import Worker
 
 __all__ = [
     "RESERVED_OPTIONS",

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import anyio.from_thread
 
 from ..constants import ID_RANGE_CHUNK_SIZE, ID_RANGE_MAX_TASKS, SETTING_MAX_COUNT
-from ..core.options import check_count
-from .context import TaskContext, current_task
+from ..core._options import check_count
+from ._context import TaskContext, current_task
 
 if TYPE_CHECKING:
-    from .queue import QueuedTasks
-    from .ref import TaskRef
+    from ._queue import QueuedTasks
+    from ._ref import TaskRef
 
 __all__ = ["CURSOR_KEY", "CursorIterator", "enqueue_id_range_tasks", "iter_with_cursor"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..constants import TRACE_CONTEXT_KEY
-from ..core.options import (
+from ..core._options import (
     check_count,
     check_flag,
     check_key,
@@ -25,11 +25,11 @@ from ..core.options import (
 from ..exceptions import MissingParentError, SerializationError
 from ..types import TaskRecord
 from ._before_store import HOOK_OPTIONS, BeforeStoreHook, NewTask, run_hooks
+from ._ref import TaskRef
+from ._registry import TaskRegistry, task_name
+from ._serialization import TAG, encode, encode_call
+from ._settings import QueueSettings
 from ._tracing import trace_carrier
-from .ref import TaskRef
-from .registry import TaskRegistry, task_name
-from .serialization import TAG, encode, encode_call
-from .settings import QueueSettings
 
 __all__ = ["RESERVED_OPTIONS", "AddOptions", "ParentSpec", "build_record"]
 

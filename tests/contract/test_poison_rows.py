@@ -1,5 +1,5 @@
 """A stored row that can't be read fails only itself, on every backend (see
-``qakeapi.queued_tasks.backends.rows``): claiming records it failed with the reason and
+``qakeapi.queued_tasks.backends._rows``): claiming records it failed with the reason and
 hands out the rest of the batch; ``get``/``list``/``stats`` keep working and show it."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ...exceptions import ConfigurationError
-from .base import QueueStorage, RenewResult
+from ._base import QueueStorage, RenewResult
 
 __all__ = ["SCHEMES", "QueueStorage", "RenewResult", "open_storage"]
 
@@ -17,11 +17,11 @@ def open_storage(url: str) -> QueueStorage:
     ``redis://[:password@]host:port/db[?prefix=name]`` or ``rediss://...``."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
-        from .memory import MemoryStorage
+        from ._memory import MemoryStorage
 
         return MemoryStorage(url)
     if scheme == "sqlite":
-        from .sqlite import SQLiteStorage
+        from ._sqlite import SQLiteStorage
 
         return SQLiteStorage(url)
     if scheme in ("redis", "rediss"):
@@ -31,7 +31,7 @@ def open_storage(url: str) -> QueueStorage:
             raise ConfigurationError(
                 f"QUEUE_URL {url!r} needs the Redis driver: pip install \"qakeapi[redis]\""
             ) from exc
-        from .redis import RedisStorage
+        from ._redis import RedisStorage
 
         return RedisStorage(url)
     raise ConfigurationError(

@@ -1,4 +1,4 @@
-"""Lua functions every Redis queue script starts with (see :mod:`.redis_scripts`).
+"""Lua functions every Redis queue script starts with (see :mod:`._redis_scripts`).
 
 They read the clock (``ARGV[2]`` or the server's ``TIME``), keep the ready/scheduled sets
 and the counts in step with a task's state, and work through ``P:fanout``: releasing,

@@ -8,21 +8,34 @@ reads a task's outcome is the same for both kinds of task.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from ..exceptions import TaskCancelledError, TaskFailedError
+from ..exceptions import TaskCancelledError, TaskFailedError, TaskNotFound
 from ..types import TaskRecord, TaskStatus
 
-if TYPE_CHECKING:
-    from .background import BackgroundTaskManager
-
-__all__ = ["BackgroundTaskRef", "raise_unless_succeeded"]
+__all__ = ["BackgroundTaskRef", "TaskSource", "raise_unless_succeeded", "set_task_source"]
 
 
-def _manager() -> BackgroundTaskManager:
-    from .background import BackgroundTaskManager
+class TaskSource(Protocol):
+    """What a :class:`BackgroundTaskRef` reads through: the process's background task
+    manager (which registers itself with :func:`set_task_source`)."""
 
-    return BackgroundTaskManager()
+    @property
+    def tasks(self) -> Mapping[str, TaskRecord]: ...
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord: ...
+
+    async def cancel(self, task_id: str, reason: str = "cancelled") -> TaskRecord: ...
+
+
+class _Source:
+    current: TaskSource | None = None
+
+
+def set_task_source(source: TaskSource | None) -> None:
+    """Make ``source`` the manager every :class:`BackgroundTaskRef` reads (None: none)."""
+    _Source.current = source
 
 
 def raise_unless_succeeded(record: TaskRecord) -> None:
@@ -49,16 +62,22 @@ class BackgroundTaskRef(str):
     async def stored(self) -> None:
         """For parity with ``TaskRef``: a background task is recorded when it is added."""
 
+    def _source(self) -> TaskSource:
+        source = _Source.current
+        if source is None:  # the manager that added it was reset: its records are gone
+            raise TaskNotFound(str(self))
+        return source
+
     async def record(self) -> TaskRecord:
         """The task's record (``TaskNotFound`` once retention has dropped it)."""
-        return _manager().tasks[self]
+        return self._source().tasks[self]
 
     async def status(self) -> TaskStatus:
-        return _manager().tasks[self].status
+        return self._source().tasks[self].status
 
     async def wait(self, timeout: float | None = None) -> TaskRecord:
         """The record once the task has finished; ``TaskWaitTimeout`` after ``timeout``."""
-        return await _manager().wait(self, timeout)
+        return await self._source().wait(self, timeout)
 
     async def result(self, timeout: float | None = None) -> Any:
         """The task's return value; ``TaskFailedError`` / ``TaskCancelledError`` otherwise."""
@@ -67,4 +86,4 @@ class BackgroundTaskRef(str):
         return found.result
 
     async def cancel(self, reason: str = "cancelled") -> TaskRecord:
-        return await _manager().cancel(self, reason)
+        return await self._source().cancel(self, reason)

@@ -9,11 +9,11 @@ from typing import Any
 
 from ...exceptions import TaskNotFound
 from ...types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
-from ..serialization import dumps
-from .rows import read_workers, status_or_failed
-from .sqlite_connect import transaction
-from .sqlite_lifecycle import read_task
-from .sqlite_schema import COLUMNS, read_row
+from .._serialization import dumps
+from ._rows import read_workers, status_or_failed
+from ._sqlite_connect import transaction
+from ._sqlite_lifecycle import read_task
+from ._sqlite_schema import COLUMNS, read_row
 
 __all__ = ["delete_pending", "find_task", "list_tasks", "list_workers", "purge", "read_stats",
            "register_worker", "unregister_worker"]

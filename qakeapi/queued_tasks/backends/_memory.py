@@ -25,7 +25,7 @@ from ...types import (
     TaskStatus,
     WorkerInfo,
 )
-from .base import (
+from ._base import (
     LOST_WORKER,
     QueueStorage,
     RenewResult,
@@ -33,7 +33,7 @@ from .base import (
     cascade_reasons,
     dead_reason,
 )
-from .rows import corrupt, decode_record, placeholder
+from ._rows import corrupt, decode_record, placeholder
 
 __all__ = ["MemoryStorage"]
 

@@ -1,10 +1,10 @@
 """``sqlite:///path/queue.db``: a durable queue on one machine, no server to run.
 
-One connection per process (WAL mode, ``synchronous=NORMAL``, see :mod:`.sqlite_connect`),
+One connection per process (WAL mode, ``synchronous=NORMAL``, see :mod:`._sqlite_connect`),
 used from a worker thread so the event loop never blocks. Every state change is one
-``BEGIN IMMEDIATE`` transaction (:mod:`.sqlite_lifecycle`; operators' queries are in
-:mod:`.sqlite_admin`), so several worker processes can claim from the same file safely. Idle
-workers are woken through Unix datagram sockets (:mod:`.sqlite_notify`), not by polling.
+``BEGIN IMMEDIATE`` transaction (:mod:`._sqlite_lifecycle`; operators' queries are in
+:mod:`._sqlite_admin`), so several worker processes can claim from the same file safely. Idle
+workers are woken through Unix datagram sockets (:mod:`._sqlite_notify`), not by polling.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import anyio
 
 from ...exceptions import BackendUnavailable
 from ...types import QueueStats, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
-from . import sqlite_admin as admin
-from . import sqlite_lifecycle as life
-from .base import QueueStorage, RenewResult
-from .sqlite_connect import backend_error, open_connection, path_from_url
-from .sqlite_deps import FanoutResult
-from .sqlite_notify import Notifier
+from . import _sqlite_admin as admin
+from . import _sqlite_lifecycle as life
+from ._base import QueueStorage, RenewResult
+from ._sqlite_connect import backend_error, open_connection, path_from_url
+from ._sqlite_deps import FanoutResult
+from ._sqlite_notify import Notifier
 
 __all__ = ["SQLiteStorage", "path_from_url"]
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ..core.request_tasks import current_request_tasks
+from ..core._request_tasks import current_request_tasks
 from ..exceptions import TaskCancelledError
 from ..types import TaskRecord
 
 if TYPE_CHECKING:
-    from .ref import TaskRef
+    from ._ref import TaskRef
 
 __all__ = ["Batch", "RequestBatch"]
 

@@ -13,7 +13,7 @@ Backend errors never kill the worker: it logs them and retries with capped backo
 
 A worker needs no :class:`~qakeapi.queued_tasks.QueuedTasks`: it takes a connected storage,
 the registry of the functions it may run, the settings and a hooks sink
-(:class:`~qakeapi.queued_tasks.hooks.WorkerHooks`) told when attempts start and finish.
+(:class:`~qakeapi.queued_tasks._hooks.WorkerHooks`) told when attempts start and finish.
 ``tasks.worker()`` builds one on a queue's storage that reports to the queue's hooks.
 """
 
@@ -35,15 +35,15 @@ from ..constants import (
     PROGRESS_FLUSH_SECONDS,
     SETTING_MAX_COUNT,
 )
-from ..core.isolation import ThreadSlots
-from ..core.options import check_count
-from ..core.retry import backoff_delay
+from ..core._isolation import ThreadSlots
+from ..core._options import check_count
+from ..core._retry import backoff_delay
 from ..types import TERMINAL_STATUSES, WorkerInfo
+from ._execution import TaskExecution
+from ._hooks import NO_HOOKS, WorkerHooks
+from ._registry import TaskRegistry
+from ._settings import QueueSettings
 from .backends import QueueStorage
-from .execution import TaskExecution
-from .hooks import NO_HOOKS, WorkerHooks
-from .registry import TaskRegistry
-from .settings import QueueSettings
 
 if TYPE_CHECKING:
     from ..types import TaskOutcome, TaskRecord

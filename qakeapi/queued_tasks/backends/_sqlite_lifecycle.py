@@ -3,7 +3,7 @@ reclaim, cancel and requeue tasks.
 
 Each function takes the connection and runs in the storage's worker thread; those that
 change state are one ``BEGIN IMMEDIATE`` transaction, and the fan-out work they note is
-finished by the caller through :func:`fanout_chunk` (see :mod:`.sqlite_deps`).
+finished by the caller through :func:`fanout_chunk` (see :mod:`._sqlite_deps`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from ...exceptions import MissingParentError, TaskNotFound
 from ...types import TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus
-from ..serialization import dumps
-from .base import LOST_WORKER, RenewResult
-from .sqlite_connect import transaction
-from .sqlite_deps import (
+from .._serialization import dumps
+from ._base import LOST_WORKER, RenewResult
+from ._sqlite_connect import transaction
+from ._sqlite_deps import (
     CASCADE_JOB,
     FanoutResult,
     add_fanout,
@@ -25,7 +25,7 @@ from .sqlite_deps import (
     fanout_step,
     revive,
 )
-from .sqlite_schema import COLUMNS, INSERT_SQL, claimed_records, read_row, row_from_record
+from ._sqlite_schema import COLUMNS, INSERT_SQL, claimed_records, read_row, row_from_record
 
 __all__ = ["cancel", "claim", "enqueue", "fanout_chunk", "finish", "next_due", "read_task",
            "reclaim", "renew", "requeue", "save_progress"]

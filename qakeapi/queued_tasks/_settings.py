@@ -30,7 +30,7 @@ from ..constants import (
     SHUTDOWN_GRACE_SECONDS,
     WORKER_STALE_LEASES,
 )
-from ..core.options import check_count, check_seconds
+from ..core._options import check_count, check_seconds
 from ..exceptions import ConfigurationError
 
 __all__ = ["QueueSettings"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ...constants import FANOUT_CHUNK
 from ...exceptions import MissingParentError
 from ...types import TaskStatus
-from .base import blocked_reasons, cascade_reasons, dead_reason
+from ._base import blocked_reasons, cascade_reasons, dead_reason
 
 __all__ = ["CASCADE_JOB", "FanoutResult", "add_fanout", "auto_removed", "check_requeue",
            "fanout_step", "revive"]

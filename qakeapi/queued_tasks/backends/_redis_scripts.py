@@ -33,7 +33,7 @@ precision.
 
 from __future__ import annotations
 
-from .redis_prelude import PRELUDE
+from ._redis_prelude import PRELUDE
 
 __all__ = [
     "CANCEL",

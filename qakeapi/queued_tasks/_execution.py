@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..constants import CORRUPT_ROW
-from ..core.isolation import ThreadSlots, is_cancellation
-from ..core.retry import decide_retry
+from ..core._isolation import ThreadSlots, is_cancellation
+from ..core._retry import decide_retry
 from ..exceptions import CorruptTaskError, SerializationError, TaskNotRegistered
 from ..types import TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus
+from ._context import TaskContext, current_task
+from ._serialization import decode, encode
 from ._tracing import attempt_span, end_attempt_span
-from .context import TaskContext, current_task
-from .serialization import decode, encode
 
 if TYPE_CHECKING:
-    from .registry import RegisteredTask
-    from .worker import Worker
+    from ._registry import RegisteredTask
+    from ._worker import Worker
 
 __all__ = ["TaskExecution"]
 

@@ -1,7 +1,7 @@
 """The storage interface every queue backend implements.
 
 A backend stores and moves task records; it holds no policy. Retry decisions, timeouts,
-events and argument checking live in :class:`qakeapi.queued_tasks.queue.Queue` and the
+events and argument checking live in :class:`qakeapi.queued_tasks._queue.Queue` and the
 worker. What a backend *must* do atomically (one transaction / one Lua script) is listed
 on each method, and is checked by the one contract suite in ``tests/contract/``.
 

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..core.background_ref import raise_unless_succeeded
+from ..core._background_ref import raise_unless_succeeded
 from ..exceptions import TaskNotFound, TaskWaitTimeout
 from ..types import TaskRecord, TaskStatus
-from .serialization import decode
+from ._serialization import decode
 
 if TYPE_CHECKING:
-    from .batch import Batch
-    from .queue import QueuedTasks
+    from ._batch import Batch
+    from ._queue import QueuedTasks
 
 __all__ = ["TaskRef"]
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 from ...exceptions import BackendUnavailable, ConfigurationError
-from .sqlite_schema import ADD_AUTO_REMOVE, SCHEMA, SCHEMA_VERSION, text_or_escaped
+from ._sqlite_schema import ADD_AUTO_REMOVE, SCHEMA, SCHEMA_VERSION, text_or_escaped
 
 __all__ = ["backend_error", "open_connection", "path_from_url", "transaction"]
 

@@ -21,15 +21,15 @@ from urllib.parse import quote, urlsplit
 import anyio
 import click
 
+from .._importing import AppImportError, load_app
 from ..constants import SAME_STOP_SIGNAL_SECONDS, WATCH_DEFAULT_SECONDS, WATCH_MIN_SECONDS
 from ..exceptions import BackendUnavailable, ConfigurationError, QueueError, TaskNotFound
-from ..importing import AppImportError, load_app
 from ..types import TaskRecord, TaskStatus
+from ._queue import QueuedTasks
+from ._settings import QueueSettings
+from ._supervisor import Supervisor, WorkersKeepFailing
 from .backends import QueueStorage, open_storage
-from .backends.sqlite import path_from_url
-from .queue import QueuedTasks
-from .settings import QueueSettings
-from .supervisor import Supervisor, WorkersKeepFailing
+from .backends._sqlite import path_from_url
 
 __all__ = ["queue"]
 

@@ -15,7 +15,7 @@ from ..constants import (
     SETTING_MAX_COUNT,
     SHUTDOWN_GRACE_SECONDS,
 )
-from .options import check_count, check_seconds
+from ._options import check_count, check_seconds
 
 __all__ = ["BackgroundSettings"]
 

@@ -2,7 +2,7 @@
 them — and its lifecycle.
 
 The queue checks arguments, builds records (``_records``), batches them and stores them;
-the storage chosen by ``QUEUE_URL`` only stores, and a :class:`~.worker.Worker` runs them.
+the storage chosen by ``QUEUE_URL`` only stores, and a :class:`~._worker.Worker` runs them.
 Tasks added while a request is handled are stored in one batch before its response starts;
 tasks added elsewhere are stored at once by a background flusher (``await tasks.flush()``
 waits for it, ``await tasks.enqueue(...)`` stores before returning).
@@ -29,20 +29,27 @@ import anyio
 import anyio.abc
 import anyio.from_thread
 
-from ..core.errors import single_exception
-from ..core.options import check_count, check_flag, check_key, check_priority, check_seconds
-from ..core.request_tasks import current_request_tasks
+from ..core._errors import single_exception
+from ..core._options import (
+    check_count,
+    check_exception_classes,
+    check_flag,
+    check_key,
+    check_priority,
+    check_seconds,
+)
+from ..core._request_tasks import current_request_tasks
 from ..exceptions import QueueError
 from ..types import TERMINAL_STATUSES, QueueStats, TaskRecord, TaskStatus, WorkerInfo
+from ._batch import Batch, RequestBatch
 from ._before_store import BeforeStoreHook, check_hook
+from ._hooks import QueueHooks
 from ._records import RESERVED_OPTIONS, AddOptions, ParentSpec, build_record
+from ._ref import TaskRef
+from ._registry import TaskOptions, TaskRegistry
+from ._settings import QueueSettings
+from ._worker import Worker
 from .backends import QueueStorage, open_storage
-from .batch import Batch, RequestBatch
-from .hooks import QueueHooks
-from .ref import TaskRef
-from .registry import TaskOptions, TaskRegistry
-from .settings import QueueSettings
-from .worker import Worker
 
 if TYPE_CHECKING:
     from ..app import QakeAPI
@@ -58,20 +65,11 @@ _NOT_STARTED = (
 )
 
 
-def _exception_classes(value: Iterable[type[BaseException]]) -> tuple[type[BaseException], ...]:
-    given: Any = value
-    classes = tuple(given) if isinstance(given, Iterable) else (given,)
-    for item in classes:
-        if not (isinstance(item, type) and issubclass(item, BaseException)):
-            raise TypeError(f"no_retry_on must hold exception classes, got {item!r}")
-    return classes
-
-
 def _existing_sqlite_queue(url: str) -> bool:
     """A SQLite queue whose file exists may hold tasks of an earlier run or another process."""
     if urlsplit(url).scheme.lower() != "sqlite":
         return False
-    from .backends.sqlite import path_from_url
+    from .backends._sqlite import path_from_url
 
     return os.path.exists(path_from_url(url))
 
@@ -141,7 +139,7 @@ class QueuedTasks:
             None if max_retries is None else check_count("max_retries", max_retries),
             None if timeout is None else check_seconds("timeout", timeout),
             None if priority is None else check_priority(priority),
-            _exception_classes(no_retry_on),
+            check_exception_classes("no_retry_on", no_retry_on),
             None if auto_remove is None else check_flag("auto_remove", auto_remove),
         )
         self.registry.register(fn, name=None if name is None else check_key("name", name),

@@ -1,5 +1,5 @@
 """A task as the Redis queue stores it: one hash, its fixed part as JSON in ``s`` and its
-changing fields beside it (see :mod:`.redis_scripts`), read back as a :class:`TaskRecord`."""
+changing fields beside it (see :mod:`._redis_scripts`), read back as a :class:`TaskRecord`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from ...types import TaskRecord
-from .rows import corrupt, decode_record, load_json, placeholder, read_record
+from ._rows import corrupt, decode_record, load_json, placeholder, read_record
 
 __all__ = ["claimed_record", "shown_record"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from ...exceptions import CorruptTaskError
 from ...types import TaskRecord
-from ..serialization import dumps
-from .rows import corrupt, corrupt_error_info, decode_record, read_record, safe_text
+from .._serialization import dumps
+from ._rows import corrupt, corrupt_error_info, decode_record, read_record, safe_text
 
 __all__ = ["ADD_AUTO_REMOVE", "COLUMNS", "INSERT_SQL", "SCHEMA", "SCHEMA_VERSION",
            "claimed_records", "read_row", "record_from_row", "row_from_record",

@@ -1,6 +1,6 @@
 """``redis://host:port/db``: queued tasks shared by workers on many machines.
 
-Every state change is one Lua script (:mod:`.redis_scripts` describes the key layout), so
+Every state change is one Lua script (:mod:`._redis_scripts` describes the key layout), so
 claiming is atomic across workers; idle workers wait on pub/sub, not by polling. Install the
 driver with ``pip install "qakeapi[redis]"``.
 """
@@ -22,10 +22,10 @@ from redis import exceptions as redis_errors
 
 from ...exceptions import BackendUnavailable, CorruptTaskError, MissingParentError, TaskNotFound
 from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
-from . import redis_scripts as lua
-from .base import LOST_WORKER, QueueStorage, RenewResult
-from .redis_records import claimed_record, shown_record
-from .rows import corrupt_error_info, read_workers
+from . import _redis_scripts as lua
+from ._base import LOST_WORKER, QueueStorage, RenewResult
+from ._redis_records import claimed_record, shown_record
+from ._rows import corrupt_error_info, read_workers
 
 __all__ = ["RedisStorage", "parse_redis_url"]
 
