@@ -73,7 +73,9 @@ TASK_LOG_LINES = 200
 """Log lines kept per queued task (the most recent)."""
 TASK_LOG_LINE_CHARS = 2000
 """A longer log line is truncated."""
-WORKER_STALE_SECONDS = 3 * DEFAULT_LEASE_SECONDS
+WORKER_STALE_LEASES = 3
+"""A worker whose last heartbeat is older than this many leases is not live."""
+WORKER_STALE_SECONDS = WORKER_STALE_LEASES * DEFAULT_LEASE_SECONDS
 """A worker whose last heartbeat is older is not shown as live."""
 PROGRESS_FLUSH_SECONDS = 0.5
 """A running task's changed context/logs are stored at most this often."""
@@ -152,6 +154,22 @@ DASHBOARD_COOKIE = "qakeapi_dashboard"
 DASHBOARD_CSRF_COOKIE = "qakeapi_dashboard_csrf"
 DASHBOARD_TOKEN_HEADER = "X-Dashboard-Token"
 ENV_DASHBOARD_TOKEN = "QAKEAPI_DASHBOARD_TOKEN"
+# --- observability: metrics, traces, live views --------------------------------------------
+TASK_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                         60.0, 300.0, 900.0, 3600.0)
+"""Upper bounds (seconds) of the ``qakeapi_task_duration_seconds`` histogram's buckets."""
+TRACE_CONTEXT_KEY = "qakeapi.trace"
+"""Key of a queued task's ``context`` holding the W3C trace context of the request that added
+it (``traceparent``, ``tracestate``). Its dot keeps it apart from user keys, which can't hold
+one, and out of ``get_context``'s reach."""
+TRACEPARENT_MAX_CHARS = 55
+"""Length of a version-00 W3C ``traceparent`` header."""
+TRACESTATE_MAX_CHARS = 512
+"""Longest W3C ``tracestate`` a task carries (the spec's limit for propagation)."""
+WATCH_DEFAULT_SECONDS = 2.0
+"""``qakeapi queue status --watch`` refreshes this often unless told otherwise."""
+WATCH_MIN_SECONDS = 0.1
+"""Shortest ``--interval`` accepted: faster refreshes only load the backend."""
 
 __all__ = sorted(name for name in tuple(globals()) if name.isupper())
 """Every named default above."""

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.slow
     ("redis_peers.py", ["qakeapi", "end-to-end", "idle latency"]),
     ("fanout.py", ["sqlite: cancel parent", "redis: parent succeeds"]),
     ("dashboard_pages.py", ["sqlite: 2,000 tasks", "redis: 2,000 tasks", "task list, deep page"]),
+    ("dashboard.py", ["sqlite: metrics scrape", "redis: metrics scrape", "of which stats()"]),
+    ("tracing.py", ["opentelemetry not imported", "inside a request span"]),
 ])
 def test_benchmark_quick_run(script: str, expected: list[str]) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"],

@@ -21,6 +21,7 @@ PUBLIC_MODULES = (
     "qakeapi.events",
     "qakeapi.exceptions",
     "qakeapi.http_limits",
+    "qakeapi.metrics",
     "qakeapi.queued_tasks",
     "qakeapi.queued_tasks.backends",
     "qakeapi.requests",

@@ -16,6 +16,7 @@ from ..exceptions import CorruptTaskError, SerializationError, TaskNotRegistered
 from ..types import TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus
 from ._context import TaskContext, current_task
 from ._serialization import decode, encode
+from ._tracing import attempt_span, end_attempt_span
 
 if TYPE_CHECKING:
     from ._registry import RegisteredTask
@@ -92,7 +93,14 @@ class TaskExecution:
         return self._outcome(TaskStatus.FAILED, error=error)
 
     async def run(self, threads: ThreadSlots) -> TaskOutcome | None:
-        """The outcome to store, or None when the task was abandoned (lease lost)."""
+        """The outcome to store, or None when the task was abandoned (lease lost); in the
+        attempt's span when traces are on."""
+        with attempt_span(self.record, self.worker.id) as span:
+            outcome = await self._attempt(threads)
+            end_attempt_span(span, outcome)
+            return outcome
+
+    async def _attempt(self, threads: ThreadSlots) -> TaskOutcome | None:
         record = self.record
         await self.worker.report(self.worker.hooks.on_started, record)
         try:

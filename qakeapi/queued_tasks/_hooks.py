@@ -7,6 +7,7 @@ process. A worker given no hooks reports to :data:`NO_HOOKS`, which does nothing
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from ..events import EventBus
 
 __all__ = ["NO_HOOKS", "NoHooks", "QueueHooks", "WorkerHooks"]
+
+logger = logging.getLogger("qakeapi.queue")
 
 
 class WorkerHooks(Protocol):
@@ -47,14 +50,31 @@ NO_HOOKS = NoHooks()
 
 
 class QueueHooks:
-    """The queue's hooks: ``task:*`` events on ``bus`` (the app's, when it has one) and the
-    waiters of ``wait_finished``."""
+    """The queue's hooks: ``task:*`` events on ``bus`` (the app's, when it has one), the
+    waiters of ``wait_finished`` and the observers added by :meth:`observe` (metrics,
+    traces), which see every attempt with or without an app."""
 
-    __slots__ = ("bus", "waiters")
+    __slots__ = ("bus", "observers", "waiters")
 
     def __init__(self, bus: EventBus | None = None) -> None:
         self.bus = bus
         self.waiters: dict[str, anyio.Event] = {}
+        self.observers: list[WorkerHooks] = []
+
+    def observe(self, observer: WorkerHooks) -> None:
+        """Report every attempt to ``observer`` too (once, however often it is added)."""
+        if not any(existing is observer for existing in self.observers):
+            self.observers.append(observer)
+
+    async def _tell_observers(self, started: bool, record: TaskRecord) -> None:
+        for observer in self.observers:
+            try:
+                if started:
+                    await observer.on_started(record)
+                else:
+                    await observer.on_finished(record)
+            except Exception:
+                logger.exception("queue observer %r failed on task %s", observer, record.id)
 
     async def emit(self, name: str, record: TaskRecord) -> None:
         bus = self.bus
@@ -62,9 +82,13 @@ class QueueHooks:
             await bus.emit(name, record)
 
     async def on_started(self, record: TaskRecord) -> None:
+        if self.observers:
+            await self._tell_observers(True, record)
         await self.emit("task:started", record)
 
     async def on_finished(self, record: TaskRecord) -> None:
+        if self.observers:
+            await self._tell_observers(False, record)
         if not record.is_terminal:
             await self.emit("task:retrying", record)
             return

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..constants import TRACE_CONTEXT_KEY
 from ..core._options import (
     check_count,
     check_flag,
@@ -28,6 +29,7 @@ from ._ref import TaskRef
 from ._registry import TaskRegistry, task_name
 from ._serialization import TAG, encode, encode_call
 from ._settings import QueueSettings
+from ._tracing import trace_carrier
 
 __all__ = ["RESERVED_OPTIONS", "AddOptions", "ParentSpec", "build_record"]
 
@@ -119,6 +121,9 @@ def build_record(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     auto_remove = (None if given.auto_remove is None
                    else check_flag("auto_remove", given.auto_remove))
     parents = parent_ids(given.parent)
+    carrier = trace_carrier()
+    if carrier is not None:
+        context[TRACE_CONTEXT_KEY] = carrier
     options = registered.options
     enc_args, enc_kwargs = encode_call(name, args, kwargs)
     now = time.time()

@@ -28,6 +28,7 @@ from ..constants import (
     RETRY_MAX_DELAY,
     SETTING_MAX_COUNT,
     SHUTDOWN_GRACE_SECONDS,
+    WORKER_STALE_LEASES,
 )
 from ..core._options import check_count, check_seconds
 from ..exceptions import ConfigurationError
@@ -66,6 +67,11 @@ class QueueSettings:
     """Seconds a stopping worker lets running tasks finish (QUEUE_SHUTDOWN_GRACE)."""
     strict: bool = False
     """Workers run registered functions only, never one found by name (QUEUE_STRICT)."""
+
+    @property
+    def worker_stale_seconds(self) -> float:
+        """A worker whose last heartbeat is older is not live (it is gone or stuck)."""
+        return self.lease_seconds * WORKER_STALE_LEASES
 
     def __post_init__(self) -> None:
         for field, env, check in (
