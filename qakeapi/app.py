@@ -1,10 +1,12 @@
 """The application: ``app = QakeAPI()``, an ASGI app on Starlette.
 
 Per HTTP request the app holds the tasks a handler adds with the same
-:class:`~qakeapi.tasks_asgi.TaskMiddleware` a Starlette or FastAPI app uses: queued tasks are
-stored before the handler's response starts, background tasks start once the whole response
-has been handed to the server, and both are dropped when the handler raises. It runs outside
-every middleware, so no middleware can delay the response for a task or cancel a task by
+:class:`~qakeapi.tasks_asgi.TaskMiddleware` a Starlette or FastAPI app uses (``QakeAPI`` is
+one, around its Starlette app, with the body limits of
+:class:`~qakeapi.http_limits.RequestLimits` in the same layer): queued tasks are stored before
+the handler's response starts, background tasks start once the whole response has been
+handed to the server, and both are dropped when the handler raises. It runs outside every
+middleware, so no middleware can delay the response for a task or cancel a task by
 cancelling the request.
 """
 
@@ -14,7 +16,7 @@ import inspect
 import logging
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -50,7 +52,7 @@ async def _call_hook(hook: Callable[[], Any]) -> None:
         await result
 
 
-class QakeAPI(Router):
+class QakeAPI(Router, TaskMiddleware):
     """An ASGI application with routes, events, dependency injection and task systems."""
 
     def __init__(
@@ -89,9 +91,7 @@ class QakeAPI(Router):
         )
         self._starlette.state.qakeapi = self
         self._limits = RequestLimits(self._starlette, max_body_size, body_timeout)
-        self._tasks = TaskMiddleware(self._limits)
-        self._tasks_bodyless = TaskMiddleware(self._starlette)
-        """For requests without a body: nothing for the limits to guard, one layer less."""
+        TaskMiddleware.__init__(self, self._enter)
 
     @property
     def max_body_size(self) -> int:
@@ -199,16 +199,18 @@ class QakeAPI(Router):
         return JSONResponse(body, status_code=500)
 
     # -- ASGI ------------------------------------------------------------------------
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._starlette(scope, receive, send)
-            return
-        scope[APP_SCOPE_KEY] = self
-        tasks = self._tasks if self._limits.screen(scope) is not False else self._tasks_bodyless
-        try:
-            await tasks(scope, receive, send)
-        except Exception as exc:
-            if scope.get(HANDLED_ERROR_KEY) is not exc:
-                raise
-            # _server_error logged it and the error response was sent.
+    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """The app :class:`TaskMiddleware` calls: the body limits, then Starlette. A plain
+        function returning the awaitable to run, so that it adds no frame per request."""
+        if scope["type"] == "http":
+            scope[APP_SCOPE_KEY] = self
+            needs = self._limits.screen(scope)
+            if needs is True:
+                return self._limits.guard(scope, receive, send)
+            if needs is not False:
+                return self._limits.refuse(scope, receive, send, needs)
+        return self._starlette(scope, receive, send)
 
+    def _answered(self, scope: Scope, exc: BaseException) -> bool:
+        # _server_error logged it and the error response was sent.
+        return scope.get(HANDLED_ERROR_KEY) is exc

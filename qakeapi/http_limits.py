@@ -177,6 +177,8 @@ class RequestLimits:
             elif name == b"transfer-encoding":
                 has_body = True
         if declared is not None:
+            if declared == b"0":
+                return has_body and bool(self.max_body_size or self.body_timeout)
             try:
                 size = int(declared)
             except ValueError:
@@ -197,23 +199,28 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         needs = self.screen(scope)
-        if isinstance(needs, RequestBodyError):
-            await self._refuse(scope, receive, send, needs)
-            return
-        if not needs:
+        if needs is False:
             await self.app(scope, receive, send)
-            return
+        elif needs is True:
+            await self.guard(scope, receive, send)
+        else:
+            await self.refuse(scope, receive, send, needs)
+
+    async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Call the app with the body read through the limits (a request :meth:`screen`
+        found True for); a limit hit before the response started is answered here."""
         body = _LimitedBody(receive, send, self.max_body_size, self.body_timeout)
         try:
             await self.app(scope, body.read, body.write)
         except RequestBodyError as exc:
             if body.started or exc is not body.error:
                 raise
-            await self._refuse(scope, receive, send, exc)
+            await self.refuse(scope, receive, send, exc)
 
     @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send,
-                      error: RequestBodyError) -> None:
+    async def refuse(scope: Scope, receive: Receive, send: Send,
+                     error: RequestBodyError) -> None:
+        """Answer ``error`` (from :meth:`screen` or the body read) without the app."""
         response = JSONResponse({"detail": error.detail}, status_code=error.status_code,
                                 headers=error.headers)
         await response(scope, receive, send)

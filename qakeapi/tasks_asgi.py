@@ -51,24 +51,35 @@ async def _store_queued(holder: RequestTasks, scope: Scope) -> Exception | None:
 
 def _response_gate(holder: RequestTasks, scope: Scope, send: Send) -> Send:
     """The ``send`` the app sees: stores queued tasks before the response starts, and
-    replaces the response by a 503 when that fails (a closure: it runs for every message)."""
+    replaces the response by a 503 when that fails. A plain function that returns the
+    server's awaitable: it runs for every message, and a coroutine per message would cost
+    a frame more."""
     replaced = False
 
-    async def gate(message: Message) -> None:
-        nonlocal replaced
+    def gate(message: Message) -> Awaitable[None]:
         if replaced:
-            return
+            return _ignored()
         if message["type"] == "http.response.start":
             if holder.must_flush:
-                failure = await _store_queued(holder, scope)
-                if failure is not None:
-                    replaced = True
-                    await _unavailable(send, failure)
-                    return
+
+                async def start_after_storing() -> None:
+                    nonlocal replaced
+                    failure = await _store_queued(holder, scope)
+                    if failure is None:
+                        await send(message)
+                    else:
+                        replaced = True
+                        await _unavailable(send, failure)
+
+                return start_after_storing()
             holder.holds_queued = False
-        await send(message)
+        return send(message)
 
     return gate
+
+
+async def _ignored() -> None:
+    """What the gate answers to messages of a response it replaced."""
 
 
 async def _unavailable(send: Send, failure: Exception) -> None:
@@ -83,12 +94,19 @@ async def _unavailable(send: Send, failure: Exception) -> None:
 class TaskMiddleware:
     """Plain ASGI middleware: ``app.add_middleware(TaskMiddleware)`` (Starlette, FastAPI).
 
-    Outermost is best: tasks added by middleware inside it follow the request too."""
+    Outermost is best: tasks added by middleware inside it follow the request too.
+    ``QakeAPI`` is one (a subclass around its Starlette app), so its requests pass one
+    layer; ``app`` may be any callable that returns an awaitable."""
 
     __slots__ = ("app",)
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    def _answered(self, scope: Scope, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by the app, was already logged and answered with an
+        error response, so that it must not reach the server (subclasses decide)."""
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +121,8 @@ class TaskMiddleware:
                 await _store_queued(holder, scope)
         except BaseException as exc:
             holder.drop(f"the request failed: {type(exc).__name__}: {exc}")
-            raise
+            if not self._answered(scope, exc):
+                raise
         finally:
             holder.release()
             current_request_tasks.reset(token)

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
     ("inprocess.py", ["ratio async:", "ratio sync:", "of the unbounded floor",
                       "of the bounded floor", "peak RSS qakeapi async run:"]),
     ("http_requests.py", ["in-process", "uvicorn", "ratio target"]),
+    ("fastapi_tasks.py", ["fastapi", "in-process", "uvicorn", "ratio target"]),
     ("sqlite_queue.py", ["drain, 1 worker process", "huey", "idle latency"]),
     ("redis_peers.py", ["qakeapi", "end-to-end", "idle latency"]),
     ("fanout.py", ["sqlite: cancel parent", "redis: parent succeeds"]),
