@@ -171,5 +171,17 @@ WATCH_DEFAULT_SECONDS = 2.0
 WATCH_MIN_SECONDS = 0.1
 """Shortest ``--interval`` accepted: faster refreshes only load the backend."""
 
+# --- rate limiting --------------------------------------------------------------------
+RATELIMIT_SWEEP_EVERY = 1_000
+"""New windows a rate-limit storage opens between two sweeps of its expired counters (SQLite
+rows, in-memory entries; Redis keys expire by themselves)."""
+RATELIMIT_MAX_KEY_CHARS = 200
+"""Longest client key stored as it is; a longer one (say, from a header) is stored as its
+SHA-256 digest, so a client can't make the storage hold huge keys."""
+RATELIMIT_MAX_AMOUNT = 1_000_000_000
+"""Most requests a rate may allow per period (a larger number is surely a typo)."""
+RATELIMIT_MAX_PERIOD = 366 * 24 * 3600.0
+"""Longest period a rate may have, in seconds."""
+
 __all__ = sorted(name for name in tuple(globals()) if name.isupper())
 """Every named default above."""
