@@ -24,6 +24,7 @@ PUBLIC_MODULES = (
     "qakeapi.metrics",
     "qakeapi.queued_tasks",
     "qakeapi.queued_tasks.backends",
+    "qakeapi.ratelimit",
     "qakeapi.requests",
     "qakeapi.responses",
     "qakeapi.routing",
