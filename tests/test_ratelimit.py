@@ -185,7 +185,7 @@ def test_a_key_function_returning_a_non_str_is_a_clear_error(
     def x() -> str:
         return "ok"
 
-    with TestClient(app) as client:
+    with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/x").status_code == 500
     assert "returned 42; it must return a str" in caplog.text
 
