@@ -27,6 +27,18 @@ DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds from the first read of a request body to its last byte (408 beyond); 0 = none."""
 
+# --- rate limiting --------------------------------------------------------------------
+RATELIMIT_SWEEP_EVERY = 1_000
+"""New windows a rate-limit storage opens between two sweeps of its expired counters (SQLite
+rows, in-memory entries; Redis keys expire by themselves)."""
+RATELIMIT_MAX_KEY_CHARS = 200
+"""Longest client key stored as it is; a longer one (say, from a header) is stored as its
+SHA-256 digest, so a client can't make the storage hold huge keys."""
+RATELIMIT_MAX_AMOUNT = 1_000_000_000
+"""Most requests a rate may allow per period (a larger number is surely a typo)."""
+RATELIMIT_MAX_PERIOD = 366 * 24 * 3600.0
+"""Longest period a rate may have, in seconds."""
+
 # --- `qakeapi run` (uvicorn) --------------------------------------------------------
 SERVER_TIMEOUT_KEEP_ALIVE = 5
 """Seconds an idle keep-alive connection stays open after a response."""
@@ -170,18 +182,6 @@ WATCH_DEFAULT_SECONDS = 2.0
 """``qakeapi queue status --watch`` refreshes this often unless told otherwise."""
 WATCH_MIN_SECONDS = 0.1
 """Shortest ``--interval`` accepted: faster refreshes only load the backend."""
-
-# --- rate limiting --------------------------------------------------------------------
-RATELIMIT_SWEEP_EVERY = 1_000
-"""New windows a rate-limit storage opens between two sweeps of its expired counters (SQLite
-rows, in-memory entries; Redis keys expire by themselves)."""
-RATELIMIT_MAX_KEY_CHARS = 200
-"""Longest client key stored as it is; a longer one (say, from a header) is stored as its
-SHA-256 digest, so a client can't make the storage hold huge keys."""
-RATELIMIT_MAX_AMOUNT = 1_000_000_000
-"""Most requests a rate may allow per period (a larger number is surely a typo)."""
-RATELIMIT_MAX_PERIOD = 366 * 24 * 3600.0
-"""Longest period a rate may have, in seconds."""
 
 __all__ = sorted(name for name in tuple(globals()) if name.isupper())
 """Every named default above."""
