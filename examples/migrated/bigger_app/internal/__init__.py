@@ -1,0 +1,1 @@
+"""Routers shared with other apps of the organisation."""
