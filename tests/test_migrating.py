@@ -69,7 +69,8 @@ def test_qakeapi_131_complete_example_moved_over() -> None:
         assert detail_locs(client.get("/search")) == [["query", "q"]]
 
         preflight = client.options("/users", headers={
-            "origin": "https://example.org", "access-control-request-method": "POST"})
+            "origin": "https://example.org", "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type, authorization"})
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "*"
         assert client.get("/items/1", headers={"origin": "https://example.org"}).headers[
@@ -123,7 +124,9 @@ def test_qakeapi_131_rate_limit_example_moved_over(tmp_path: Path) -> None:
         assert anonymous == [200, 200, 200, 429]
 
         preflight = client.options("/upload", headers={
-            "origin": "https://example.org", "access-control-request-method": "POST"})
+            "origin": "https://example.org", "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type"})
+        assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "*"
     with sqlite3.connect(tmp_path / "tasks.db") as conn:  # counted in the queue's file
         assert conn.execute("SELECT count(*) FROM qakeapi_ratelimit").fetchone()[0] >= 7

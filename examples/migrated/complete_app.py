@@ -6,7 +6,8 @@ What changed (docs/migrating.md has the whole list):
   body is validated (a bad one is a 422 in FastAPI's shape) and ``user.model_dump()``
   replaces ``user.dict()``.
 * ``LoggingMiddleware()`` is an ``@app.middleware("http")`` function;
-  ``CORSMiddleware(allow_origins=["*"])`` is Starlette's, added by class.
+  ``CORSMiddleware(allow_origins=["*"])`` is Starlette's, added by class, with
+  ``allow_methods=["*"], allow_headers=["*"]`` (1.3.1's defaults; Starlette's are GET only).
 * ``@app.react("user:created")`` with ``event.data`` is ``@app.on("user:created")``, whose
   listener receives the data itself.
 * ``add_background_task`` is qakeapi's: awaited inside the request, the task starts once the
@@ -40,7 +41,8 @@ app = QakeAPI(
     description="Complete example demonstrating all QakeAPI features",
     debug=True,
 )
-app.add_middleware(CORSMiddleware, allow_origins=["*"])
+app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+                   allow_headers=["*"])
 
 emails_sent: list[str] = []
 """Welcome emails "sent" by the background task (the original printed them)."""

@@ -7,8 +7,9 @@ What changed (docs/migrating.md has the whole list):
   ``"20/30 seconds"``; ``key_func`` is ``key`` (a function of the request's connection).
 * The counters are in the queue's storage (``QUEUE_URL``): with ``sqlite:///tasks.db`` or
   ``redis://...`` the limits hold across server processes, not per process as in 1.3.1.
-* ``CORSMiddleware(allow_origins=["*"])`` (an instance) is Starlette's middleware, added as
-  ``app.add_middleware(CORSMiddleware, allow_origins=["*"])``.
+* ``CORSMiddleware(allow_origins=["*"])`` (an instance) is Starlette's middleware, added by
+  class; 1.3.1 allowed every method and header unless told, Starlette only GET and simple
+  headers, so ``allow_methods=["*"], allow_headers=["*"]`` keep what 1.3.1 did.
 * Headers are ``RateLimit-Limit/Remaining/Reset`` and ``Retry-After``; a refused request's
   body is ``{"detail": "rate limit exceeded: ..."}``.
 
@@ -26,7 +27,8 @@ from qakeapi import QakeAPI, Request
 from qakeapi.ratelimit import client_ip, rate_limit
 
 app = QakeAPI(debug=True)
-app.add_middleware(CORSMiddleware, allow_origins=["*"])
+app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+                   allow_headers=["*"])
 
 
 @app.get("/limited")
