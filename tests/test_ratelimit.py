@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -32,7 +33,7 @@ from qakeapi.ratelimit import (
 )
 from qakeapi.testing import TestClient
 
-from ._redis import REDIS_URL, delete_prefix, require_redis
+from ._redis import REDIS_URL, delete_prefix, private_redis, require_redis
 from ._server import free_port, serve
 
 
@@ -336,3 +337,38 @@ def test_429_with_retry_after_under_uvicorn(url: str) -> None:
     assert [r.status_code for r in free] == [200, 200, 200, 429]
     assert free[0].headers["ratelimit-remaining"] == "2"
     assert free[3].json() == {"detail": "rate limit exceeded: 3 per 60 s"}
+
+
+# -- connections are closed at shutdown ------------------------------------------------------
+def connected_clients(client: Any) -> int:
+    return len(client.client_list()) - 1  # less the one asking
+
+
+@pytest.mark.parametrize("where", ["qakeapi decorator", "fastapi middleware"])
+def test_storage_connections_close_at_shutdown(tmp_path: Path, where: str) -> None:
+    port = free_port()
+    with private_redis(tmp_path, port):
+        url = f"redis://127.0.0.1:{port}/0"
+        app: Any
+        if where == "qakeapi decorator":
+            app = QakeAPI()
+
+            @app.get("/x")
+            @rate_limit("5/minute", url=url)
+            def x() -> str:
+                return "ok"
+        else:
+            app = FastAPI()
+            app.add_middleware(RateLimitMiddleware, url=url, limits=["5/minute"])
+
+            @app.get("/x")
+            def y() -> str:
+                return "ok"
+
+        observer = redis.Redis(port=port)
+        before = connected_clients(observer)
+        with TestClient(app) as client:
+            assert client.get("/x").status_code == 200
+            assert connected_clients(observer) == before + 1
+        assert connected_clients(observer) == before
+        observer.close()
