@@ -59,6 +59,11 @@ class RedisCounters(Counters):
                                      f"{exc}") from exc
         except _ERRORS as exc:
             raise BackendUnavailable(f"Redis at {self._where} is unreachable: {exc}") from exc
+        except redis_errors.ResponseError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise BackendUnavailable(f"Redis at {self._where} refused the password: "
+                                         f"{exc}") from exc
+            raise
 
     async def connect(self) -> None:
         try:

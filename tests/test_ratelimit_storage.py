@@ -26,7 +26,7 @@ from qakeapi.exceptions import BackendUnavailable, ConfigurationError
 from qakeapi.queued_tasks.backends import open_storage
 from qakeapi.types import TaskRecord
 
-from ._redis import REDIS_URL, delete_prefix, require_redis
+from ._redis import REDIS_URL, delete_prefix, private_redis, require_redis
 from ._server import free_port
 
 pytestmark = pytest.mark.anyio
@@ -238,6 +238,21 @@ async def test_a_file_that_is_not_sqlite_is_unavailable(tmp_path: Path) -> None:
 async def test_redis_that_does_not_answer_is_unavailable() -> None:
     with pytest.raises(BackendUnavailable, match="unreachable"):
         await connected(f"redis://127.0.0.1:{free_port()}/0")
+
+
+@pytest.mark.parametrize("password", [None, "wrong"])
+async def test_redis_that_refuses_the_password_is_unavailable(tmp_path: Path,
+                                                              password: str | None) -> None:
+    port = free_port()
+    with private_redis(tmp_path, port, "--requirepass", "s3cret"):
+        auth = "" if password is None else f":{password}@"
+        with pytest.raises(BackendUnavailable, match="refused the password"):
+            await connected(f"redis://{auth}127.0.0.1:{port}/0")
+        counters = await connected(f"redis://:s3cret@127.0.0.1:{port}/0?prefix=app")
+        try:
+            assert (await counters.hit("k", 60)).hits == 1
+        finally:
+            await counters.close()
 
 
 @pytest.mark.parametrize("url", ["postgres://db/x", "memcached://host", "", "tasks.db"])
