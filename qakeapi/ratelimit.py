@@ -125,10 +125,15 @@ class RateLimitExceeded(HTTPException):
         super().__init__(429, f"rate limit exceeded: {rate}", headers=headers)
 
 
-def _storage_key(scope: str, rate: Rate, who: str) -> str:
+def _client_part(who: str) -> str:
     if len(who) > RATELIMIT_MAX_KEY_CHARS:
-        who = "sha256:" + hashlib.sha256(who.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{scope}|{rate.amount}/{rate.period:g}|{who}"
+        return "sha256:" + hashlib.sha256(who.encode("utf-8", "surrogatepass")).hexdigest()
+    return who
+
+
+@functools.lru_cache(maxsize=64)
+def _is_memory(url: str) -> bool:
+    return scheme_of(url) == "memory"
 
 
 def _default_url(scope: Scope) -> str:
@@ -170,6 +175,16 @@ class RateLimit:
         self.fail_open = fail_open
         self._memory = MemoryCounters()
 
+    @property
+    def scope(self) -> str:
+        """The name of this limit's counters (with the rate, the first part of their keys)."""
+        return self._scope
+
+    @scope.setter
+    def scope(self, value: str) -> None:
+        self._scope = value
+        self._key_prefix = f"{value}|{self.rate.amount}/{self.rate.period:g}|"
+
     def __repr__(self) -> str:
         return f"RateLimit({self.rate}, scope={self.scope!r})"
 
@@ -181,7 +196,7 @@ class RateLimit:
 
     async def _counters(self, scope: Scope, url: str | None) -> Counters:
         url = self.url or url or _default_url(scope)
-        if scheme_of(url) == "memory":
+        if _is_memory(url):
             return self._memory
         counters = await shared_counters(url)
         app = scope.get(APP_SCOPE_KEY)
@@ -201,8 +216,7 @@ class RateLimit:
                             f"a str, or None to exempt the request")
         try:
             counters = await self._counters(connection.scope, url)
-            return await counters.hit(_storage_key(self.scope, self.rate, who),
-                                      self.rate.period)
+            return await counters.hit(self._key_prefix + _client_part(who), self.rate.period)
         except BackendUnavailable as exc:
             if not self.fail_open:
                 logger.error("%r: counters unavailable, request refused: %s", self, exc)
