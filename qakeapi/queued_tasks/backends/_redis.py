@@ -258,7 +258,7 @@ class RedisStorage(QueueStorage):
             finally:
                 with anyio.CancelScope(shield=True):
                     try:
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
                     except Exception as exc:
                         logger.debug("closing pub/sub failed: %r", exc)
 
