@@ -341,7 +341,7 @@ def test_bad_exception_handlers_and_middleware_are_refused() -> None:
         app.add_exception_handler(True, lambda r, e: None)
     with pytest.raises(TypeError, match="must be callable"):
         app.add_exception_handler(ValueError, "handler")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match='only @app.middleware\\("http"\\)'):
+    with pytest.raises(ValueError, match=r'only @app.middleware\("http"\)'):
         app.middleware("websocket")
     with pytest.raises(TypeError, match="must be an async function"):
         app.middleware("http")(lambda request, call_next: None)

@@ -67,7 +67,7 @@ def test_unprovidable_dependency_is_a_logged_500(caplog: pytest.LogCaptureFixtur
     async def index(db: NeedsArgs = Inject(NeedsArgs)) -> None:
         return None
 
-    with caplog.at_level(logging.ERROR), TestClient(app) as client:
+    with caplog.at_level(logging.ERROR), TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/")
     assert response.status_code == 500
     assert any("constructor needs arguments" in (r.exc_text or "") for r in caplog.records)

@@ -18,8 +18,8 @@ import websocket as websocket_client
 from starlette.websockets import WebSocketDisconnect
 
 from qakeapi import Inject, QakeAPI, Router
-from qakeapi.websockets import WebSocket
 from qakeapi.testing import TestClient
+from qakeapi.websockets import WebSocket
 
 from ._server import serve_server
 
