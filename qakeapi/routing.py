@@ -8,6 +8,7 @@ added during the request are dropped.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -18,7 +19,7 @@ import anyio.to_thread
 from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import Receive, Scope, Send
 
-from ._params import CallablePlan, plan_callable
+from ._params import CallablePlan, merge_sub_response, plan_callable
 from .core._request_tasks import current_request_tasks
 from .dependencies import DependencyError
 from .requests import Request
@@ -75,6 +76,16 @@ class HandlerEndpoint:
         return container
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.plan.has_teardown:
+            # Dependencies that yield end after the response was sent (a handler's error is
+            # thrown into them); the request's background tasks start after that.
+            async with contextlib.AsyncExitStack() as stack:
+                await self._respond(scope, receive, send, stack)
+            return
+        await self._respond(scope, receive, send, None)
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send,
+                       stack: contextlib.AsyncExitStack | None) -> None:
         request = Request(scope, receive, send)
         plan = self.plan
         try:
@@ -85,7 +96,7 @@ class HandlerEndpoint:
             elif plan.request_only is not None:
                 kwargs = {plan.request_only: request}
             else:
-                kwargs = await plan.resolve(request, self._container(scope))
+                kwargs = await plan.resolve(request, self._container(scope), stack)
             if self.is_async:
                 result = await self.handler(**kwargs)
             else:
@@ -95,6 +106,11 @@ class HandlerEndpoint:
             if holder is not None:
                 holder.drop(f"the handler raised {type(exc).__name__}: {exc}")
             raise
+        if plan.uses_response:
+            response = to_response(result)
+            merge_sub_response(scope, response)
+            await response(scope, receive, send)
+            return
         if type(result) is dict or type(result) is list:
             await send_json(send, result)  # the common case, without a Response object
             return
