@@ -29,7 +29,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.types import Receive, Scope, Send
 
 from .core.background import BackgroundTaskManager
-from .dependencies import Container
+from .dependencies import Container, check_dependencies
 from .events import EventBus
 from .exceptions import TooManyPendingTasks
 from .http_limits import RequestLimits
@@ -210,6 +210,7 @@ class QakeAPI(Router, TaskMiddleware):
             yield
 
     async def _run_startup_hooks(self) -> None:
+        check_dependencies(self)  # a missing provider stops the start, naming the handler
         for hook in self._startup:
             try:
                 await _call_hook(hook)
