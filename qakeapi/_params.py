@@ -337,10 +337,8 @@ def _hints(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, An
     for name, parameter in signature.parameters.items():
         annotation = parameter.annotation
         if isinstance(annotation, str):
-            try:
+            with contextlib.suppress(Exception):  # left as text: refused below if it matters
                 annotation = eval(annotation, namespace)
-            except Exception:
-                pass  # left as text: refused below if it matters
         hints[name] = annotation
     return hints
 
