@@ -185,7 +185,8 @@ def test_startup_check_follows_registered_factories_and_keys() -> None:
     async def uses_key(thing: Any = Inject("nothing-here")) -> None:
         return None
 
-    with pytest.raises(DependencyError, match=r"uses_key.*nothing is registered for 'nothing-here'"):
+    with pytest.raises(DependencyError,
+                       match=r"uses_key.*nothing is registered for 'nothing-here'"):
         check_dependencies(app)
 
 
