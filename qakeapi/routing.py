@@ -75,19 +75,16 @@ class HandlerEndpoint:
         container: Container = app.container
         return container
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.plan.has_teardown:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send,
+                       stack: contextlib.AsyncExitStack | None = None) -> None:
+        plan = self.plan
+        if plan.has_teardown and stack is None:
             # Dependencies that yield end after the response was sent (a handler's error is
             # thrown into them); the request's background tasks start after that.
             async with contextlib.AsyncExitStack() as stack:
-                await self._respond(scope, receive, send, stack)
+                await self(scope, receive, send, stack)
             return
-        await self._respond(scope, receive, send, None)
-
-    async def _respond(self, scope: Scope, receive: Receive, send: Send,
-                       stack: contextlib.AsyncExitStack | None) -> None:
         request = Request(scope, receive, send)
-        plan = self.plan
         try:
             # Inside the try: tasks a dependency added are dropped when a later parameter
             # fails (422) or the body can't be read (400, 408, 413).
@@ -107,14 +104,19 @@ class HandlerEndpoint:
                 holder.drop(f"the handler raised {type(exc).__name__}: {exc}")
             raise
         if plan.uses_response:
-            response = to_response(result)
-            merge_sub_response(scope, response)
-            await response(scope, receive, send)
+            await _send_merged(scope, receive, send, result)
             return
         if type(result) is dict or type(result) is list:
             await send_json(send, result)  # the common case, without a Response object
             return
         await to_response(result)(scope, receive, send)
+
+
+async def _send_merged(scope: Scope, receive: Receive, send: Send, result: Any) -> None:
+    """Send ``result`` with what the handler set on its ``response: Response`` parameter."""
+    response = to_response(result)
+    merge_sub_response(scope, response)
+    await response(scope, receive, send)
 
 
 class _RouteSpec:
