@@ -150,6 +150,8 @@ DASHBOARD_GRAPH_TASKS = 50
 """Most parents and most children a task page lists."""
 DASHBOARD_LOG_LINES = 500
 """Most log lines a task page shows."""
+TASK_PAGE_MAX = 1_000
+"""Most tasks one ``page()`` of a queue returns (``limit`` above it is refused)."""
 DASHBOARD_COOKIE = "qakeapi_dashboard"
 DASHBOARD_CSRF_COOKIE = "qakeapi_dashboard_csrf"
 DASHBOARD_TOKEN_HEADER = "X-Dashboard-Token"
