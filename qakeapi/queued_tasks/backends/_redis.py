@@ -60,6 +60,21 @@ def parse_redis_url(url: str) -> tuple[str, str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix, where
 
 
+def _unpacked(task_id: str, packed: str) -> dict[str, str]:
+    """A task hash the page script sent as JSON ('' when gone); a field that is not text
+    (written past the queue) is kept as its JSON text, so the record reads as corrupt."""
+    if not packed:
+        return {}
+    try:
+        fields = json.loads(packed)
+    except ValueError:
+        logger.warning("task %s: its hash could not be read back for a page", task_id)
+        return {"status": "failed"}
+    if not isinstance(fields, dict):
+        return {"status": "failed"}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
+
+
 def _offset(value: float | None, base: float) -> str:
     """A client time as an offset from the client's clock reading ``base`` ('' = none)."""
     return "" if value is None else repr(float(value) - base)
@@ -395,14 +410,15 @@ class RedisStorage(QueueStorage):
         for _ in range(PAGE_ROUNDS):  # more rounds only past stale index entries
             wanted = request.limit + 1 - len(rows)
             if at is None:
-                args = [key, "top", wanted]
+                args = [self.prefix, key, "top", wanted]
             else:
-                args = [key, "newer" if at.newer else "older", wanted,
+                args = [self.prefix, key, "newer" if at.newer else "older", wanted,
                         repr(float(at.created_at)), str(at.tiebreak)]
             flat = await self._call(lambda a=args: reader(args=a))  # type: ignore[misc]
-            ids = [str(i) for i in flat[::2]]
-            scores = [float(x) for x in flat[1::2]]
-            for task_id, score, h in zip(ids, scores, await self._hashes(ids), strict=True):
+            ids = [str(i) for i in flat[::3]]
+            scores = [float(x) for x in flat[1::3]]
+            for task_id, score, packed in zip(ids, scores, flat[2::3], strict=True):
+                h = _unpacked(task_id, packed)
                 record = shown_record(task_id, h) if h else None
                 if record is not None and (
                         (request.status is None or record.status is request.status)
@@ -412,19 +428,6 @@ class RedisStorage(QueueStorage):
                 break
             at = Position(scores[-1], ids[-1], newer=position is not None and position.newer)
         return page_of(request, position, rows[:request.limit + 1])
-
-    async def _hashes(self, ids: Sequence[str]) -> builtins.list[dict[str, str]]:
-        if not ids:
-            return []
-        client = self.client
-
-        async def fetch() -> Any:
-            async with client.pipeline(transaction=False) as pipe:
-                for task_id in ids:
-                    pipe.hgetall(self.key(f"t:{task_id}"))
-                return await pipe.execute()
-
-        return list(await self._call(fetch))
 
     async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
         client = self.client

@@ -28,14 +28,32 @@ def index_key(prefix: str, status: str | None, name: str | None) -> str:
     return f"{prefix}:all"
 
 
-# ARGV: index key, 'top' | 'older' | 'newer', count, score, id
-#       -> flat {id, score, ...} nearest the position first ('top': newest first)
+# ARGV: prefix, index key, 'top' | 'older' | 'newer', count, score, id
+#       -> flat {id, score, hash as a JSON object ('' if gone), ...} nearest the position
+#       first ('top': newest first). One JSON string per task instead of every field as its
+#       own reply keeps the client's parsing cheap.
 PAGE = """
-local key, dir, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
-if dir == 'top' then
-  return redis.call('ZREVRANGE', key, 0, n - 1, 'WITHSCORES')
+local P, key, dir, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local function packed(entries)
+  local out = {}
+  for i = 1, #entries, 2 do
+    local h = redis.call('HGETALL', P .. ':t:' .. entries[i])
+    local json = ''
+    if #h > 0 then
+      local t = {}
+      for j = 1, #h, 2 do t[h[j]] = h[j + 1] end
+      json = cjson.encode(t)
+    end
+    out[#out + 1] = entries[i]
+    out[#out + 1] = entries[i + 1]
+    out[#out + 1] = json
+  end
+  return out
 end
-local score, id = ARGV[4], ARGV[5]
+if dir == 'top' then
+  return packed(redis.call('ZREVRANGE', key, 0, n - 1, 'WITHSCORES'))
+end
+local score, id = ARGV[5], ARGV[6]
 local function before(a, b)
   for i = 1, math.min(#a, #b) do
     local x, y = string.byte(a, i), string.byte(b, i)
@@ -58,10 +76,10 @@ if dir == 'older' then
     rev[#rev + 1] = out[i]
     rev[#rev + 1] = out[i + 1]
   end
-  return rev
+  return packed(rev)
 end
 if lo < last and redis.call('ZRANGE', key, lo, lo)[1] == id then lo = lo + 1 end
-return redis.call('ZRANGE', key, lo, lo + n - 1, 'WITHSCORES')
+return packed(redis.call('ZRANGE', key, lo, lo + n - 1, 'WITHSCORES'))
 """
 
 # ARGV: prefix, first rank, count -> how many tasks of P:all it indexed (0: done)
