@@ -1,7 +1,8 @@
 """What an open live dashboard page costs the workers: a real worker process drains N no-op
 tasks (20,000 by default) on SQLite and on Redis, with no page open and with one live page
 open — a server-sent-events connection to the dashboard served by ``qakeapi queue dashboard``
-in another process, reconnecting as a browser does. Runs alternate (no page, page, ...);
+in another process, reconnecting as a browser does. Runs alternate (no page, page, page,
+no page, ...: neither kind always goes first);
 the figure is the WORKER process's CPU seconds from its first claim to the empty queue (read
 from ``/proc/<pid>/stat``, so its start-up is not counted), median of the runs of each kind,
 and their ratio against the target of < 1% extra.
@@ -163,11 +164,14 @@ def measure(backend: str, url: str, directory: Path, n: int, runs: int) -> None:
     updates = 0
     with process(dashboard, directory):
         wait_for_server(base)
-        for _ in range(runs):
-            idle.append(anyio.run(drain_once, url, directory, n))
-            with live_page(base) as seen:
-                watched.append(anyio.run(drain_once, url, directory, n))
-            updates += seen[0]
+        for run in range(runs):
+            for open_page in ((False, True) if run % 2 == 0 else (True, False)):  # ABBA
+                if not open_page:
+                    idle.append(anyio.run(drain_once, url, directory, n))
+                    continue
+                with live_page(base) as seen:
+                    watched.append(anyio.run(drain_once, url, directory, n))
+                updates += seen[0]
     no_page, with_page = statistics.median(idle), statistics.median(watched)
     extra = with_page / no_page - 1
     print(f"{backend}: worker CPU draining {n:,} no-op tasks, median of {runs} alternating "
