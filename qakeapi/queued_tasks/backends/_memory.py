@@ -34,7 +34,7 @@ from ._base import (
     cascade_reasons,
     dead_reason,
 )
-from ._paging import listing, matches, page_of
+from ._paging import listing, matches, nearest, page_of
 from ._rows import corrupt, decode_record, placeholder
 
 __all__ = ["MemoryStorage"]
@@ -444,16 +444,7 @@ class MemoryStorage(QueueStorage):
         request, position = listing("memory", status, name, limit, cursor)
         rows = [(r.created_at, self._seq[r.id], r) for r in self._tasks.values()
                 if matches(request, r)]
-        if position is None:
-            chosen = heapq.nlargest(limit + 1, rows, key=lambda row: row[:2])
-        else:
-            at = (position.created_at, position.tiebreak)
-            if position.newer:
-                chosen = heapq.nsmallest(limit + 1, (row for row in rows if row[:2] > at),
-                                         key=lambda row: row[:2])
-            else:
-                chosen = heapq.nlargest(limit + 1, (row for row in rows if row[:2] < at),
-                                        key=lambda row: row[:2])
+        chosen = nearest(rows, position, limit + 1)
         return page_of(request, position, [(c, s, _copy(r)) for c, s, r in chosen])
 
     async def stats(self, *, now: float | None = None) -> QueueStats:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import hmac
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,8 @@ from ...constants import TASK_PAGE_MAX
 from ...exceptions import InvalidCursor
 from ...types import TaskPage, TaskRecord, TaskStatus
 
-__all__ = ["Listing", "Position", "SortValue", "listing", "matches", "page_of"]
+__all__ = ["Listing", "Position", "Row", "SortValue", "listing", "matches", "nearest",
+           "page_of"]
 
 _KEY = b"qakeapi task list cursor 1"
 _MAX_CURSOR_CHARS = 2_000
@@ -161,8 +163,26 @@ def matches(request: Listing, record: TaskRecord) -> bool:
             and (request.name is None or record.name == request.name))
 
 
+Row = tuple[SortValue, SortValue, TaskRecord]
+
+
+def nearest(rows: Iterable[Row], position: Position | None, count: int) -> list[Row]:
+    """The ``count`` rows next to ``position`` in the order :func:`page_of` takes them, picked
+    from rows in any order (for a backend that holds every row in memory)."""
+    if position is None:
+        return heapq.nlargest(count, rows, key=_key)
+    at = (position.created_at, position.tiebreak)
+    if position.newer:
+        return heapq.nsmallest(count, (r for r in rows if _key(r) > at), key=_key)
+    return heapq.nlargest(count, (r for r in rows if _key(r) < at), key=_key)
+
+
+def _key(row: Row) -> tuple[Any, Any]:
+    return row[0], row[1]
+
+
 def page_of(request: Listing, position: Position | None,
-            rows: Sequence[tuple[SortValue, SortValue, TaskRecord]]) -> TaskPage:
+            rows: Sequence[Row]) -> TaskPage:
     """The page from up to ``limit + 1`` rows ``(created_at, tiebreak, record)`` read from
     ``position`` away from it: newest first when paging older (or from the top), nearest
     first (oldest first) when paging newer. One row more than the page says there is more."""
