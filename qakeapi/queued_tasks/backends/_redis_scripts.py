@@ -7,11 +7,15 @@ Key layout (``P`` is the prefix, ``qakeapi`` by default):
   ``finished_at``, ``run_at``, ``worker_id``, ``lease``, ``cancel_reason``,
   ``cancel_requested``, ``result``, ``error``, ``context``, ``logs``; plus what the scripts
   need: ``score`` (ready order), ``due``, ``waiting`` (unfinished parents), ``mr``
-  (max retries), ``uk`` (unique key), ``parents`` (space separated).
+  (max retries), ``uk`` (unique key), ``parents`` (space separated), ``nm`` (the name, for
+  the listing indexes).
 * ``P:ready`` (zset, score = -priority * 1e10 + due; member ``<15-digit enqueue seq>|<id>``
   so equal scores keep enqueue order) and ``P:readytime`` (due, member id) — claimable;
   ``P:scheduled`` (zset, run_at) — delayed or retrying; ``P:running`` (zset, lease expiry);
-  ``P:done`` (zset, finished_at); ``P:all`` (zset, created_at) — for listing. ``due`` is
+  ``P:done`` (zset, finished_at); ``P:all`` (zset, created_at) — for listing, with
+  ``P:st:<status>``, ``P:nm:<name>`` and ``P:ns:<status>:<name>`` (zsets, created_at), moved
+  with every change of state (``move`` in the prelude) so a page of any listing is a rank
+  range (:mod:`._redis_listing`); ``P:layout`` says they were built for older tasks. ``due`` is
   when the task last became pending (enqueued, retried, reclaimed, requeued) or its
   ``run_at``: a retried task queues behind work that was due before it.
 * ``P:children:<id>`` (set) — dependants; ``P:unique`` (hash key -> id); ``P:counts``
