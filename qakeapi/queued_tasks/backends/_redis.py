@@ -365,13 +365,14 @@ class RedisStorage(QueueStorage):
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
                    offset: int = 0) -> builtins.list[TaskRecord]:
         client = self.client
-        if status is None:
-            # Newest first is the order of ``all``: read the page itself, not what precedes it.
-            ids = [str(i) for i in await self._call(
-                lambda: client.zrevrange(self.key("all"), offset, offset + limit - 1))]
-            found = await self._get_many(ids) if ids else []
-            if len(found) == len(ids):
-                return found
+        # Newest first is the order of ``all`` and of the state's index: read the page
+        # itself, not what precedes it; scan only past entries that turn out stale.
+        key = listing_lua.index_key(self.prefix, status and status.value, None)
+        ids = [str(i) for i in await self._call(
+            lambda: client.zrevrange(key, offset, offset + limit - 1))]
+        found = await self._get_many(ids) if ids else []
+        if len(found) == len(ids) and all(status in (None, r.status) for r in found):
+            return found
         out: builtins.list[TaskRecord] = []
         skipped = 0
         start = 0
