@@ -1,0 +1,324 @@
+"""OpenAPI 3.1 documents from an app's routes: ``build_openapi(app.routes, title=..., ...)``.
+
+Each route whose endpoint is a handler (``@app.get(...)``, included routers) becomes one
+operation per method. Its parameters come from the handler's plan, the same one that fills
+them per request (so the document can't disagree with what the app accepts); their JSON
+Schemas, and those of bodies and response models, are Pydantic's (see
+:mod:`qakeapi._openapi_schema`). Mounted apps (the task dashboard, static files), WebSocket
+routes and routes with ``include_in_schema=False`` are left out. ``app.openapi()`` returns
+the app's document, served at ``/openapi.json`` with a Swagger UI page at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import http
+import inspect
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.routing import Route
+
+from ._openapi_schema import (
+    HTTPValidationError,
+    SchemaCollector,
+    json_default,
+    strip_optional,
+)
+from .constants import OPENAPI_VERSION
+from .routing import HandlerEndpoint, RouteOptions
+
+__all__ = ["build_openapi"]
+
+METHOD_ORDER = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
+PARAMETER_SOURCES = ("path", "query", "header", "cookie")
+BODY_SOURCES = ("body", "form", "file")
+_CONVERTOR = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+_CONVERTOR_SCHEMAS: dict[str, dict[str, Any]] = {
+    "str": {"type": "string"},
+    "path": {"type": "string"},
+    "int": {"type": "integer", "minimum": 0},
+    "float": {"type": "number", "minimum": 0},
+    "uuid": {"type": "string", "format": "uuid"},
+}
+_BINARY = {"type": "string", "format": "binary"}
+_NO_BODY_STATUSES = frozenset({204, 205, 304})
+
+
+def build_openapi(
+    routes: Iterable[Any],
+    *,
+    title: str,
+    version: str,
+    description: str | None = None,
+    servers: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``routes`` (``app.routes``, or a router's routes).
+
+    Raises TypeError for a parameter or model Pydantic can't describe, and ValueError for
+    two operations given the same ``operation_id``."""
+    collector = SchemaCollector()
+    paths: dict[str, dict[str, Any]] = {}
+    operation_ids: dict[str, str] = {}
+    for route in getattr(routes, "routes", routes):
+        if not isinstance(route, Route) or not isinstance(route.endpoint, HandlerEndpoint):
+            continue  # mounts, WebSocket routes, the docs' own routes
+        endpoint = route.endpoint
+        options = _options(endpoint)
+        if not options.include_in_schema or not route.include_in_schema:
+            continue
+        path = _CONVERTOR.sub(r"{\1}", route.path)
+        item = paths.setdefault(path, {})
+        for method in _methods(route):
+            key = method.lower()
+            if key in item:
+                continue  # Starlette serves the first route of a path and method
+            operation = _Operation(collector, route, endpoint, options, method).build()
+            operation["operationId"] = _unique_id(operation_ids, operation, options, route,
+                                                  method)
+            item[key] = operation
+    components = collector.finish()
+    document: dict[str, Any] = {"openapi": OPENAPI_VERSION, "info": {"title": title,
+                                                                      "version": version}}
+    if description:
+        document["info"]["description"] = description
+    if servers:
+        document["servers"] = [dict(server) for server in servers]
+    document["paths"] = {path: item for path, item in paths.items() if item}
+    if components:
+        document["components"] = {"schemas": components}
+    return document
+
+
+def _options(endpoint: HandlerEndpoint) -> RouteOptions:
+    options = getattr(endpoint, "options", None)
+    return options if isinstance(options, RouteOptions) else RouteOptions()
+
+
+def _methods(route: Route) -> list[str]:
+    methods = set(route.methods or ("GET",))
+    if "GET" in methods:
+        methods.discard("HEAD")  # Starlette adds it to every GET route
+    return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
+
+
+def _unique_id(seen: dict[str, str], operation: dict[str, Any], options: RouteOptions,
+               route: Route, method: str) -> str:
+    where = f"{method} {route.path}"
+    if options.operation_id is not None:
+        if options.operation_id in seen:
+            raise ValueError(f"operation_id {options.operation_id!r} of {where} is also the "
+                             f"operation_id of {seen[options.operation_id]}")
+        seen[options.operation_id] = where
+        return options.operation_id
+    base = re.sub(r"\W", "_", f"{route.name}{route.path}") + f"_{method.lower()}"
+    candidate, n = base, 1
+    while candidate in seen:
+        n += 1
+        candidate = f"{base}_{n}"
+    seen[candidate] = where
+    return candidate
+
+
+class _Operation:
+    """One operation object; its schemas are placeholders until the collector finishes."""
+
+    def __init__(self, collector: SchemaCollector, route: Route, endpoint: HandlerEndpoint,
+                 options: RouteOptions, method: str) -> None:
+        self.collector = collector
+        self.route = route
+        self.endpoint = endpoint
+        self.options = options
+        self.method = method
+        self.where = f"{method} {route.path}"
+
+    def build(self) -> dict[str, Any]:
+        operation: dict[str, Any] = {}
+        if self.options.tags:
+            operation["tags"] = list(self.options.tags)
+        operation.update(self._texts())
+        http_params = [p for p in self.endpoint.plan.http_params()
+                       if getattr(p.field_info, "include_in_schema", True) is not False]
+        parameters = self._parameters(http_params)
+        if parameters:
+            operation["parameters"] = parameters
+        body = self._request_body([p for p in http_params if p.source in BODY_SOURCES])
+        if body is not None:
+            operation["requestBody"] = body
+        operation["responses"] = self._responses(validated=bool(http_params))
+        if self.options.deprecated:
+            operation["deprecated"] = True
+        return operation
+
+    def _texts(self) -> dict[str, str]:
+        doc = inspect.getdoc(self.endpoint.handler) or ""
+        summary, description = self.options.summary, self.options.description
+        if summary is None:
+            first, _, rest = doc.partition("\n")
+            summary = first.strip() or _humanize(self.route.name)
+            if description is None:
+                description = rest.strip() or None
+        elif description is None:
+            description = doc or None
+        texts = {"summary": summary}
+        if description:
+            texts["description"] = description
+        return texts
+
+    # -- parameters ------------------------------------------------------------------
+    def _parameters(self, http_params: list[Any]) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = []
+        documented: set[tuple[str, str]] = set()
+        for p in http_params:
+            if p.source not in PARAMETER_SOURCES or (p.source, p.alias) in documented:
+                continue
+            documented.add((p.source, p.alias))
+            parameter: dict[str, Any] = {"name": p.alias, "in": p.source,
+                                         "required": p.source == "path" or bool(p.required)}
+            info = p.field_info
+            if info is not None and info.description:
+                parameter["description"] = info.description
+            if info is not None and info.deprecated:
+                parameter["deprecated"] = True
+            parameter["schema"] = self._schema_of(p)
+            parameters.append(parameter)
+        # OpenAPI requires every templated path parameter to be described, also those the
+        # handler does not take.
+        for name, convertor in _path_convertors(self.route.path):
+            if ("path", name) not in documented:
+                parameters.insert(0, {"name": name, "in": "path", "required": True,
+                                      "schema": dict(_CONVERTOR_SCHEMAS.get(convertor, {}))})
+        return parameters
+
+    def _schema_of(self, p: Any, mode: Any = "validation") -> dict[str, Any]:
+        info = p.field_info
+        extra: dict[str, Any] = {}
+        if info is not None:
+            if info.title:
+                extra["title"] = info.title
+            if info.description:
+                extra["description"] = info.description
+            if info.examples:
+                extra["examples"] = list(info.examples)
+            if info.deprecated:
+                extra["deprecated"] = True
+            if isinstance(info.json_schema_extra, dict):
+                extra.update(info.json_schema_extra)
+        if not p.required and p.default is not None:
+            shown, value = json_default(p.default)
+            if shown:
+                extra["default"] = value
+        if p.source == "file" or _is_file_type(p.annotation):
+            schema = _file_schema(p.annotation)
+            schema.update(extra)
+            return schema
+        metadata = tuple(info.metadata) if info is not None else ()
+        return self.collector.schema(p.annotation, mode, metadata=metadata, extra=extra,
+                                     what=f"{self.where}: parameter {p.name!r}")
+
+    # -- request body ----------------------------------------------------------------
+    def _request_body(self, body_params: list[Any]) -> dict[str, Any] | None:
+        if not body_params:
+            return None
+        sources = {p.source for p in body_params}
+        if "file" in sources:
+            media_type = "multipart/form-data"
+        elif "form" in sources:
+            media_type = "application/x-www-form-urlencoded"
+        else:
+            media_type = "application/json"
+        single = body_params[0] if len(body_params) == 1 and not body_params[0].embed else None
+        if single is not None and (single.source == "body" or _is_model(single.annotation)):
+            schema = self._schema_of(single)
+            required = bool(single.required)
+        else:
+            properties: dict[str, Any] = {}
+            required_names: list[str] = []
+            for p in body_params:
+                properties[p.alias] = self._schema_of(p)
+                if p.required:
+                    required_names.append(p.alias)
+            schema = {"type": "object", "properties": properties}
+            if required_names:
+                schema["required"] = required_names
+            required = bool(required_names)
+        return {"content": {media_type: {"schema": schema}}, "required": required}
+
+    # -- responses -------------------------------------------------------------------
+    def _responses(self, *, validated: bool) -> dict[str, Any]:
+        status = self.options.status_code or 200
+        responses: dict[str, Any] = {str(status): self._response(status,
+                                                                 self.options.response_model)}
+        for code, spec in (self.options.responses or {}).items():
+            responses[str(code)] = self._extra_response(int(code), spec)
+        if validated and "422" not in responses:
+            responses["422"] = {
+                "description": "Validation Error",
+                "content": {"application/json": {"schema": self.collector.schema(
+                    HTTPValidationError, "serialization", what="HTTPValidationError")}},
+            }
+        return responses
+
+    def _response(self, status: int, model: Any, description: str | None = None
+                  ) -> dict[str, Any]:
+        response: dict[str, Any] = {"description": description or _phrase(status)}
+        if status in _NO_BODY_STATUSES or status < 200:
+            return response
+        schema: dict[str, Any] = {}
+        if model is not None:
+            schema = self.collector.schema(model, "serialization",
+                                           what=f"{self.where}: response_model")
+        response["content"] = {"application/json": {"schema": schema}}
+        return response
+
+    def _extra_response(self, status: int, spec: Any) -> dict[str, Any]:
+        """``responses={404: Model}``, ``{404: "Not found"}`` or FastAPI's ``{404: {"model":
+        Model, "description": ...}}`` (other keys are OpenAPI's response object's own)."""
+        if isinstance(spec, str):
+            return self._response(status, None, spec)
+        if isinstance(spec, Mapping):
+            extra = dict(spec)
+            model = extra.pop("model", None)
+            response = self._response(status, model, extra.pop("description", None))
+            if model is None and "content" in extra:
+                response.pop("content", None)
+            response.update(extra)
+            return response
+        return self._response(status, spec)
+
+
+def _path_convertors(path: str) -> list[tuple[str, str]]:
+    return [(m.group(1), (m.group(0)[1:-1].partition(":")[2] or "str"))
+            for m in _CONVERTOR.finditer(path)]
+
+
+def _humanize(name: str) -> str:
+    return name.replace("_", " ").strip().title() or name
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return f"Status {status}"
+
+
+def _is_model(annotation: Any) -> bool:
+    inner = strip_optional(annotation)
+    return isinstance(inner, type) and hasattr(inner, "model_json_schema")
+
+
+def _is_file_type(annotation: Any) -> bool:
+    inner = strip_optional(annotation)
+    args = getattr(inner, "__args__", ())
+    if getattr(inner, "__origin__", None) in (list, tuple, set, frozenset) and args:
+        inner = strip_optional(args[0])
+    return isinstance(inner, type) and issubclass(inner, UploadFile)
+
+
+def _file_schema(annotation: Any) -> dict[str, Any]:
+    inner = strip_optional(annotation)
+    if getattr(inner, "__origin__", None) in (list, tuple, set, frozenset):
+        return {"type": "array", "items": dict(_BINARY)}
+    return dict(_BINARY)
