@@ -15,7 +15,7 @@ import http
 import inspect
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import UploadFile
 from starlette.routing import Route
@@ -27,7 +27,10 @@ from ._openapi_schema import (
     strip_optional,
 )
 from .constants import OPENAPI_VERSION
-from .routing import HandlerEndpoint, RouteOptions
+from .routing import HandlerEndpoint, RouteOptions, Router
+
+if TYPE_CHECKING:
+    from .routing import _RouteSpec
 
 __all__ = ["build_openapi"]
 
@@ -47,20 +50,23 @@ _NO_BODY_STATUSES = frozenset({204, 205, 304})
 
 
 def build_openapi(
-    routes: Iterable[Any],
+    routes: Iterable[Any] | Router,
     *,
     title: str,
     version: str,
     description: str | None = None,
     servers: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``routes`` (``app.routes``, or a router's routes).
+    """The OpenAPI 3.1 document of ``routes``: ``app.routes`` (Starlette routes), or a
+    :class:`~qakeapi.routing.Router` (its routes as an app including it would serve them).
 
     Raises TypeError for a parameter or model Pydantic can't describe, and ValueError for
     two operations given the same ``operation_id``."""
     collector = SchemaCollector()
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: dict[str, str] = {}
+    if isinstance(routes, Router) and not hasattr(routes, "routes"):
+        routes = _router_routes(routes)
     for route in getattr(routes, "routes", routes):
         if not isinstance(route, Route) or not isinstance(route.endpoint, HandlerEndpoint):
             continue  # mounts, WebSocket routes, the docs' own routes
@@ -89,6 +95,23 @@ def build_openapi(
     if components:
         document["components"] = {"schemas": components}
     return document
+
+
+class _RouteBuilder(Router):
+    """A router that keeps the routes an app would build from what it includes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built: list[Any] = []
+
+    def _on_added(self, spec: _RouteSpec) -> None:
+        self.built.append(spec.build())
+
+
+def _router_routes(router: Router) -> list[Any]:
+    builder = _RouteBuilder()
+    builder.include_router(router)
+    return builder.built
 
 
 def _options(endpoint: HandlerEndpoint) -> RouteOptions:
