@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .app import QakeAPI
 from .core.background import BackgroundTaskManager, BackgroundTaskRef, add_background_task
-from .dependencies import Inject
+from .dependencies import Depends, Inject
 from .events import EventBus
 from .exceptions import (
     BackendUnavailable,
@@ -30,6 +30,7 @@ from .exceptions import (
     TaskWaitTimeout,
     TooManyPendingTasks,
 )
+from .params import Body, Cookie, File, Form, Header, Path, Query, UploadFile
 from .queued_tasks import QueuedTasks, QueueSettings, TaskRef, get_context, getLogger, set_context
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -43,19 +44,27 @@ __all__ = [
     "BackendUnavailable",
     "BackgroundTaskManager",
     "BackgroundTaskRef",
+    "Body",
     "ConfigurationError",
+    "Cookie",
     "CorruptTaskError",
+    "Depends",
     "EventBus",
+    "File",
+    "Form",
     "HTMLResponse",
     "HTTPException",
+    "Header",
     "Inject",
     "JSONResponse",
     "ManagerNotRunning",
     "MissingParentError",
     "NoRetry",
+    "Path",
     "PlainTextResponse",
     "QakeAPI",
     "QakeAPIError",
+    "Query",
     "QueueError",
     "QueueSettings",
     "QueuedTasks",
@@ -75,6 +84,7 @@ __all__ = [
     "TaskStatus",
     "TaskWaitTimeout",
     "TooManyPendingTasks",
+    "UploadFile",
     "__version__",
     "add_background_task",
     "getLogger",

@@ -58,9 +58,9 @@ class SchemaCollector:
         Raises TypeError naming ``what`` for a type Pydantic has no schema for."""
         if self._finished:
             raise RuntimeError("the schemas were already generated")
-        target = Annotated[annotation, *metadata] if metadata else annotation
+        target: Any = Annotated[annotation, *metadata] if metadata else annotation
         try:
-            core = TypeAdapter(target).core_schema
+            core = TypeAdapter[Any](target).core_schema
         except (PydanticSchemaGenerationError, PydanticUserError, TypeError, NameError) as exc:
             raise TypeError(f"{what or annotation!r}: no JSON Schema for {annotation!r}: "
                             f"{exc}") from exc

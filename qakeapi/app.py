@@ -28,10 +28,10 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request as StarletteRequest
 from starlette.types import Receive, Scope, Send
 
-from .core.background import BackgroundTaskManager
 from ._openapi_docs import docs_routes
 from .constants import DEFAULT_DOCS_URL, DEFAULT_OPENAPI_URL
-from .dependencies import Container
+from .core.background import BackgroundTaskManager
+from .dependencies import Container, check_dependencies
 from .events import EventBus
 from .exceptions import TooManyPendingTasks
 from .http_limits import RequestLimits
@@ -234,6 +234,7 @@ class QakeAPI(Router, TaskMiddleware):
             yield
 
     async def _run_startup_hooks(self) -> None:
+        check_dependencies(self)  # a missing provider stops the start, naming the handler
         for hook in self._startup:
             try:
                 await _call_hook(hook)

@@ -65,9 +65,9 @@ def build_openapi(
     collector = SchemaCollector()
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: dict[str, str] = {}
-    if isinstance(routes, Router) and not hasattr(routes, "routes"):
-        routes = _router_routes(routes)
-    for route in getattr(routes, "routes", routes):
+    served: Iterable[Any] = routes if not isinstance(routes, Router) else (
+        getattr(routes, "routes", None) or _router_routes(routes))  # an app has routes
+    for route in served:
         if not isinstance(route, Route) or not isinstance(route.endpoint, HandlerEndpoint):
             continue  # mounts, WebSocket routes, the docs' own routes
         endpoint = route.endpoint

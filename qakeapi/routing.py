@@ -180,8 +180,7 @@ class HandlerEndpoint:
                 if not plan.params:
                     kwargs: dict[str, Any] = {}
                 elif _has_teardown(plan):
-                    kwargs = await plan.resolve(  # type: ignore[call-arg]
-                        request, self._container(scope), stack)
+                    kwargs = await plan.resolve(request, self._container(scope), stack)
                 else:
                     kwargs = await plan.resolve(request, self._container(scope))
                 sub_response = None

@@ -23,6 +23,7 @@ PUBLIC_MODULES = (
     "qakeapi.http_limits",
     "qakeapi.metrics",
     "qakeapi.openapi",
+    "qakeapi.params",
     "qakeapi.queued_tasks",
     "qakeapi.queued_tasks.backends",
     "qakeapi.requests",
