@@ -62,7 +62,7 @@ class SchemaCollector:
         try:
             core = TypeAdapter[Any](target).core_schema
         except (PydanticSchemaGenerationError, PydanticUserError, TypeError, NameError) as exc:
-            raise TypeError(f"{what or annotation!r}: no JSON Schema for {annotation!r}: "
+            raise TypeError(f"{what or repr(annotation)}: no JSON Schema for {annotation!r}: "
                             f"{exc}") from exc
         key = len(self._inputs)
         self._inputs.append((key, mode, core))

@@ -251,8 +251,10 @@ class _Operation:
             media_type = "application/x-www-form-urlencoded"
         else:
             media_type = "application/json"
+        # As the plan reads it: one body parameter is the whole JSON body; several, one with
+        # embed=True, or form fields are the members of an object.
         single = body_params[0] if len(body_params) == 1 and not body_params[0].embed else None
-        if single is not None and (single.source == "body" or _is_model(single.annotation)):
+        if single is not None and single.source == "body":
             schema = self._schema_of(single)
             required = bool(single.required)
         else:
@@ -283,32 +285,33 @@ class _Operation:
             }
         return responses
 
-    def _response(self, status: int, model: Any, description: str | None = None
-                  ) -> dict[str, Any]:
+    def _response(self, status: int, model: Any, description: str | None = None,
+                  what: str = "response_model") -> dict[str, Any]:
         response: dict[str, Any] = {"description": description or _phrase(status)}
         if status in _NO_BODY_STATUSES or status < 200:
             return response
         schema: dict[str, Any] = {}
         if model is not None:
             schema = self.collector.schema(model, "serialization",
-                                           what=f"{self.where}: response_model")
+                                           what=f"{self.where}: {what}")
         response["content"] = {"application/json": {"schema": schema}}
         return response
 
     def _extra_response(self, status: int, spec: Any) -> dict[str, Any]:
         """``responses={404: Model}``, ``{404: "Not found"}`` or FastAPI's ``{404: {"model":
         Model, "description": ...}}`` (other keys are OpenAPI's response object's own)."""
+        what = f"responses[{status}]"
         if isinstance(spec, str):
             return self._response(status, None, spec)
         if isinstance(spec, Mapping):
             extra = dict(spec)
             model = extra.pop("model", None)
-            response = self._response(status, model, extra.pop("description", None))
+            response = self._response(status, model, extra.pop("description", None), what)
             if model is None and "content" in extra:
                 response.pop("content", None)
             response.update(extra)
             return response
-        return self._response(status, spec)
+        return self._response(status, spec, what=what)
 
 
 def _path_convertors(path: str) -> list[tuple[str, str]]:
@@ -325,11 +328,6 @@ def _phrase(status: int) -> str:
         return http.HTTPStatus(status).phrase
     except ValueError:
         return f"Status {status}"
-
-
-def _is_model(annotation: Any) -> bool:
-    inner = strip_optional(annotation)
-    return isinstance(inner, type) and hasattr(inner, "model_json_schema")
 
 
 def _is_file_type(annotation: Any) -> bool:
