@@ -169,8 +169,8 @@ def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("breakage", [
-    "response without description", "unknown parameter location", "dangling $ref", "undeclared path parameter",
-    "bad version"])
+    "response without description", "unknown parameter location", "dangling $ref",
+    "undeclared path parameter", "bad version"])
 def test_a_broken_document_fails_validation(document: dict[str, Any], breakage: str) -> None:
     broken = copy.deepcopy(document)
     read = broken["paths"]["/users/{user_id}"]["get"]
