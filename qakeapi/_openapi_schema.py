@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
@@ -52,15 +53,21 @@ class SchemaCollector:
         self._finished = False
 
     def schema(self, annotation: Any, mode: Mode = "validation", *, metadata: tuple[Any, ...] = (),
-               extra: dict[str, Any] | None = None, what: str = "") -> dict[str, Any]:
+               extra: dict[str, Any] | None = None, what: str = "",
+               namespace: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A dict that :meth:`finish` fills with ``annotation``'s JSON Schema (constrained by
         ``metadata``, e.g. a FieldInfo's ``Gt``/``MaxLen``), then with ``extra``'s keys.
-        Raises TypeError naming ``what`` for a type Pydantic has no schema for."""
+        ``namespace`` (the handler's globals) resolves the names in a model's string
+        annotations that Pydantic could not resolve when the model was defined. Raises
+        TypeError naming ``what`` for a type Pydantic has no schema for."""
         if self._finished:
             raise RuntimeError("the schemas were already generated")
         target: Any = Annotated[annotation, *metadata] if metadata else annotation
         try:
-            core = TypeAdapter[Any](target).core_schema
+            adapter = TypeAdapter[Any](target)
+            if not getattr(adapter, "pydantic_complete", True):
+                adapter.rebuild(raise_errors=True, _types_namespace=namespace)
+            core = adapter.core_schema
         except (PydanticSchemaGenerationError, PydanticUserError, TypeError, NameError) as exc:
             raise TypeError(f"{what or repr(annotation)}: no JSON Schema for {annotation!r}: "
                             f"{exc}") from exc

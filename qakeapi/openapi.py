@@ -155,6 +155,7 @@ class _Operation:
         self.options = options
         self.method = method
         self.where = f"{method} {route.path}"
+        self.namespace: dict[str, Any] | None = getattr(endpoint.handler, "__globals__", None)
 
     def build(self) -> dict[str, Any]:
         operation: dict[str, Any] = {}
@@ -238,7 +239,8 @@ class _Operation:
             return schema
         metadata = tuple(info.metadata) if info is not None else ()
         return self.collector.schema(p.annotation, mode, metadata=metadata, extra=extra,
-                                     what=f"{self.where}: parameter {p.name!r}")
+                                     what=f"{self.where}: parameter {p.name!r}",
+                                     namespace=self.namespace)
 
     # -- request body ----------------------------------------------------------------
     def _request_body(self, body_params: list[Any]) -> dict[str, Any] | None:
@@ -293,7 +295,8 @@ class _Operation:
         schema: dict[str, Any] = {}
         if model is not None:
             schema = self.collector.schema(model, "serialization",
-                                           what=f"{self.where}: {what}")
+                                           what=f"{self.where}: {what}",
+                                           namespace=self.namespace)
         response["content"] = {"application/json": {"schema": schema}}
         return response
 

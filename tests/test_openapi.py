@@ -386,6 +386,27 @@ def test_a_user_model_named_like_the_error_models_keeps_its_own_schema() -> None
     assert set(item["properties"]) >= {"loc", "msg", "type"}
 
 
+def test_models_whose_names_pydantic_could_not_resolve_when_defined() -> None:
+    # String annotations in a module Pydantic can't import (exec'd code, a notebook): the
+    # handler's globals resolve them.
+    source = (
+        "from __future__ import annotations\n"
+        "from pydantic import BaseModel\n"
+        "from qakeapi import QakeAPI\n"
+        "class Size(BaseModel):\n    n: int\n"
+        "class Pet(BaseModel):\n    size: Size\n"
+        "app = QakeAPI(title='t', version='1')\n"
+        "@app.post('/pets', response_model=Pet)\n"
+        "async def create(pet: Pet) -> Pet:\n    return pet\n")
+    ns: dict[str, Any] = {"__name__": "not_importable"}
+    exec(compile(source, "<notebook>", "exec", dont_inherit=True), ns)
+    assert not ns["Pet"].__pydantic_complete__
+    document = ns["app"].openapi()
+    validate(document)
+    assert document["components"]["schemas"]["Pet"]["properties"]["size"] == {
+        "$ref": "#/components/schemas/Size"}
+
+
 def test_the_document_is_cached_and_rebuilt_after_a_new_route() -> None:
     app = QakeAPI(title="t", version="1")
 
