@@ -230,11 +230,14 @@ class CallablePlan:
             return await CallablePlan._container(ctx, marker)
         cache = ctx.cache()
         if marker.use_cache and fn in cache:
-            return cache[fn]
+            return cache[fn]  # INVALID too: its errors are listed once
         before = len(ctx.errors)
         kwargs = await sub._fill(ctx)
         if len(ctx.errors) > before:
+            cache[fn] = INVALID
             return INVALID
+        if ctx.errors:
+            return INVALID  # the request fails with a 422: run nothing more for it
         kind = sub._fn_kind
         if kind == _FN_ASYNC:
             value = await fn(**kwargs)

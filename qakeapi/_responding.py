@@ -2,8 +2,8 @@
 
 :class:`ResponseShaper` applies ``status_code=`` (a 204, 304 or 1xx has no body) and
 ``response_model=`` (the output validated and filtered through one Pydantic ``TypeAdapter``
-built when the route is added), then merges the ``response: Response`` parameter the
-handler may have set headers, cookies and a status on.
+built when the route is added). The endpoint then merges the ``response: Response``
+parameter the handler may have set headers, cookies and a status on.
 """
 
 from __future__ import annotations
@@ -80,15 +80,6 @@ class ResponseShaper:
         """No option changes what the handler returns."""
         return self.status_code is None and self.adapter is None
 
-    def sub_response(self, given: Any) -> Response:
-        """The ``response`` object handed to the handler (``given`` if the parameter
-        planner made one); its status stays ``None`` unless the handler sets one."""
-        sub = given if isinstance(given, _StarletteResponse) else Response()
-        if given is None:
-            sub.raw_headers = [(k, v) for k, v in sub.raw_headers if k != b"content-length"]
-            sub.status_code = None  # type: ignore[assignment]
-        return sub
-
     def validate(self, body: Any) -> Any:
         """``body`` validated against ``response_model``, as JSON data (unknown fields
         dropped); raises :class:`ResponseValidationError`."""
@@ -101,27 +92,22 @@ class ResponseShaper:
                                           str(exc)) from None
         return self.adapter.dump_python(value, mode="json")
 
-    def respond(self, result: Any, sub: Response | None) -> _StarletteResponse:
+    def respond(self, result: Any) -> _StarletteResponse:
+        """``result`` as a response: ``status_code=`` for data (a tuple's status wins; a
+        204, 304 or 1xx has no body), data validated through ``response_model``; a
+        returned ``Response`` is sent as it is."""
         if isinstance(result, _StarletteResponse):
-            response = result
-        else:
-            status = self.status_code or 200
-            body = result
-            if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
-                body, status = result
+            return result
+        status = self.status_code or 200
+        body = result
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
+            body, status = result
             if isinstance(body, _StarletteResponse):
                 body.status_code = status
-                response = body
-            elif status in _NO_BODY or status < 200:
-                response = Response(status_code=status)
-            elif isinstance(body, str) and body is not result:
-                response = PlainTextResponse(body, status_code=status)
-            else:
-                data = self.validate(body) if self.adapter is not None else _dump_model(body)
-                response = JSONResponse(data, status_code=status)
-            if sub is not None and sub.status_code is not None:
-                response.status_code = sub.status_code
-        if sub is not None:
-            response.raw_headers.extend(
-                (k, v) for k, v in sub.raw_headers if k != b"content-length")
-        return response
+                return body
+            if isinstance(body, str):
+                return PlainTextResponse(body, status_code=status)
+        if status in _NO_BODY or status < 200:
+            return Response(status_code=status)
+        data = self.validate(body) if self.adapter is not None else _dump_model(body)
+        return JSONResponse(data, status_code=status)

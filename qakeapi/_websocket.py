@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import typing
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException as _StarletteHTTPException
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket as _StarletteWebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ._params import plan_callable
@@ -36,50 +34,17 @@ logger = logging.getLogger("qakeapi.websockets")
 _APP_SCOPE_KEY = "qakeapi.app"
 
 
-def _is_websocket_param(name: str, annotation: Any) -> bool:
-    if isinstance(annotation, type) and issubclass(annotation, _StarletteWebSocket):
-        return True
-    return name == "websocket" and annotation in (inspect.Parameter.empty, Any)
-
-
-def _websocket_params(handler: Callable[..., Any]) -> list[str]:
-    try:
-        hints = typing.get_type_hints(handler)
-    except Exception:
-        hints = {}
-    return [name for name, p in inspect.signature(handler).parameters.items()
-            if _is_websocket_param(name, hints.get(name, p.annotation))]
-
-
-def _without(handler: Callable[..., Any], names: list[str]) -> Callable[..., Any]:
-    """``handler`` as the parameter planner sees it: without its WebSocket parameters."""
-    signature = inspect.signature(handler)
-
-    def shim() -> None:
-        """Never called."""
-
-    shim.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[p for n, p in signature.parameters.items() if n not in names])
-    shim.__annotations__ = {k: v for k, v in getattr(handler, "__annotations__", {}).items()
-                            if k not in names}
-    shim.__wrapped__ = handler  # type: ignore[attr-defined]  # its globals resolve the hints
-    shim.__qualname__ = getattr(handler, "__qualname__", repr(handler))
-    return shim
-
-
 class WebSocketEndpoint:
     """The ASGI app behind one WebSocket route (Starlette's ``WebSocketRoute.endpoint``)."""
 
-    __slots__ = ("container", "handler", "name", "plan", "socket_params")
+    __slots__ = ("container", "handler", "name", "plan")
 
     def __init__(self, handler: Callable[..., Any], path_params: Iterable[str]) -> None:
         if not inspect.iscoroutinefunction(handler):
             raise TypeError(f"WebSocket handler {handler!r} must be an async function")
         self.handler = handler
         self.name = getattr(handler, "__qualname__", repr(handler))
-        self.socket_params = _websocket_params(handler)
-        self.plan = plan_callable(_without(handler, self.socket_params),
-                                  path_params=path_params)
+        self.plan = plan_callable(handler, path_params=path_params)
         self.container: Container | None = None
 
     def _container(self, scope: Scope) -> Container:
@@ -120,17 +85,9 @@ class WebSocketEndpoint:
                 await _close_quietly(websocket, 1000)  # returned without accepting: refused
 
     async def _arguments(self, websocket: WebSocket, stack: AsyncExitStack) -> dict[str, Any]:
-        plan = self.plan
-        if not plan.params:
-            kwargs: dict[str, Any] = {}
-        elif getattr(plan, "has_teardown", False):
-            kwargs = await plan.resolve(websocket, self._container(websocket.scope),  # type: ignore[arg-type, call-arg]
-                                        stack)
-        else:
-            kwargs = await plan.resolve(websocket, self._container(websocket.scope))  # type: ignore[arg-type]
-        for name in self.socket_params:
-            kwargs[name] = websocket
-        return kwargs
+        if not self.plan.params:
+            return {}
+        return await self.plan.resolve(websocket, self._container(websocket.scope), stack)
 
 
 def _reason(detail: Any) -> str:

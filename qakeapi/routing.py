@@ -25,7 +25,7 @@ import anyio.to_thread
 from starlette.routing import BaseRoute, Route, WebSocketRoute, compile_path
 from starlette.types import Receive, Scope, Send
 
-from ._params import CallablePlan, plan_callable
+from ._params import CallablePlan, merge_sub_response, plan_callable
 from ._responding import ResponseShaper, ResponseValidationError, to_response
 from ._websocket import WebSocketEndpoint
 from .core._request_tasks import current_request_tasks
@@ -122,8 +122,8 @@ class HandlerEndpoint:
         self.container: Container | None = None
         name = getattr(handler, "__qualname__", repr(handler))
         self.shaper = ResponseShaper(name, self.options.status_code, self.options.response_model)
-        self.simple = (self.shaper.is_plain and _response_param(plan) is None
-                       and not _has_teardown(plan))
+        self.simple = (self.shaper.is_plain and not plan.uses_response
+                       and not plan.has_teardown)
         """Whether the short path serves this route."""
 
     def _container(self, scope: Scope) -> Container:
@@ -172,36 +172,23 @@ class HandlerEndpoint:
     async def _serve_with_options(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
         plan = self.plan
-        response_param = _response_param(plan)
-        # Teardown of yield dependencies runs when the stack closes: after the response
-        # was sent, and with the handler's exception when it raised.
+        # Dependencies that yield end when the stack closes: after the response was sent
+        # (a handler's error is thrown into them); the request's background tasks start
+        # after that.
         async with AsyncExitStack() as stack:
             try:
                 if not plan.params:
                     kwargs: dict[str, Any] = {}
-                elif _has_teardown(plan):
-                    kwargs = await plan.resolve(request, self._container(scope), stack)
                 else:
-                    kwargs = await plan.resolve(request, self._container(scope))
-                sub_response = None
-                if response_param is not None:
-                    sub_response = self.shaper.sub_response(kwargs.get(response_param))
-                    kwargs[response_param] = sub_response
+                    kwargs = await plan.resolve(request, self._container(scope), stack)
                 result = await self._call(kwargs)
-                response = self.shaper.respond(result, sub_response)
+                response = self.shaper.respond(result)
+                if plan.uses_response:
+                    merge_sub_response(scope, response)
             except BaseException as exc:
                 _drop_request_tasks(exc)
                 raise
             await response(scope, receive, send)
-
-
-def _response_param(plan: CallablePlan) -> str | None:
-    name: str | None = getattr(plan, "response_param", None)
-    return name
-
-
-def _has_teardown(plan: CallablePlan) -> bool:
-    return bool(getattr(plan, "has_teardown", False))
 
 
 def _drop_request_tasks(exc: BaseException) -> None:

@@ -69,9 +69,9 @@ def test_unprovidable_dependency_stops_the_app_at_startup_naming_the_handler(
     async def index(db: NeedsArgs = Inject(NeedsArgs)) -> None:
         return None
 
-    with caplog.at_level(logging.ERROR), pytest.raises(DependencyError) as caught:
-        with TestClient(app):
-            pass
+    with (caplog.at_level(logging.ERROR), pytest.raises(DependencyError) as caught,
+          TestClient(app)):
+        pass
     assert "index" in str(caught.value) and "/db" in str(caught.value)
     assert "constructor needs arguments" in str(caught.value)
 

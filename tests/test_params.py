@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic.fields import FieldInfo
 
-from qakeapi import QakeAPI
+from qakeapi import Cookie, Header, Path, QakeAPI, Query
+from qakeapi._params import plan_callable
 from qakeapi.requests import Request
 from qakeapi.testing import TestClient
 
@@ -141,3 +143,108 @@ def test_unfillable_parameter_type_is_refused_at_registration() -> None:
         @app.get("/x")
         async def handler(thing: Opaque) -> None:
             return None
+
+
+def _marker_app() -> QakeAPI:
+    app = QakeAPI()
+
+    @app.get("/search")
+    async def search(
+        ids: list[int] | None = None,
+        page: Annotated[int, Query(ge=1, le=100)] = 1,
+        tag: str = Query("all", alias="tag-name", max_length=5),
+        ratio: float = 1.0,
+        user_agent: str | None = Header(None),
+        x_token: list[str] = Header([]),
+        raw_header: str | None = Header(None, convert_underscores=False),
+        session: str | None = Cookie(None),
+    ) -> dict[str, Any]:
+        return {"ids": ids, "page": page, "tag": tag, "ratio": ratio, "ua": user_agent,
+                "tokens": x_token, "raw": raw_header, "session": session}
+
+    @app.get("/need")
+    async def need(ids: list[int] = Query(), key: str = Header(alias="X-Key")) -> dict[str, Any]:
+        return {"ids": ids, "key": key}
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: Annotated[int, Path(gt=0)], code: uuid.UUID | None = None
+                   ) -> dict[str, Any]:
+        return {"item_id": item_id, "code": str(code) if code else None}
+
+    return app
+
+
+@pytest.fixture
+def markers() -> Any:
+    with TestClient(_marker_app()) as c:
+        yield c
+
+
+def test_query_lists_aliases_headers_and_cookies(markers: TestClient) -> None:
+    response = markers.get(
+        "/search?ids=1&ids=2&page=3&tag-name=new&ratio=0.5",
+        headers=[("user-agent", "probe"), ("x-token", "a"), ("x-token", "b"),
+                 ("raw_header", "kept"), ("cookie", "session=s1")])
+    assert response.json() == {"ids": [1, 2], "page": 3, "tag": "new", "ratio": 0.5,
+                               "ua": "probe", "tokens": ["a", "b"], "raw": "kept",
+                               "session": "s1"}
+    assert markers.get("/search", headers={"user-agent": ""}).json() == {
+        "ids": None, "page": 1, "tag": "all", "ratio": 1.0, "ua": "", "tokens": [],
+        "raw": None, "session": None}
+    assert markers.get("/need?ids=4", headers={"x-key": "k"}).json() == {"ids": [4], "key": "k"}
+
+
+@pytest.mark.parametrize(("path", "errors"), [
+    ("/search?ids=1&ids=x", [(["query", "ids", 1], "int_parsing", "x")]),
+    ("/search?page=0", [(["query", "page"], "greater_than_equal", "0")]),
+    ("/search?page=101&tag-name=toolong", [(["query", "page"], "less_than_equal", "101"),
+                                           (["query", "tag-name"], "string_too_long",
+                                            "toolong")]),
+    ("/search?ratio=nan", [(["query", "ratio"], "finite_number", "nan")]),
+    ("/search?ratio=inf", [(["query", "ratio"], "finite_number", "inf")]),
+    ("/search?ratio=1e999", [(["query", "ratio"], "finite_number", "1e999")]),
+    ("/search?page=" + "9" * 5000, [(["query", "page"], "int_parsing_size", "9" * 5000)]),
+    ("/need", [(["query", "ids"], "missing", None), (["header", "x-key"], "missing", None)]),
+    ("/items/0", [(["path", "item_id"], "greater_than", "0")]),
+    ("/items/1?code=nope", [(["query", "code"], "uuid_parsing", "nope")]),
+])
+def test_each_invalid_parameter_is_a_422_at_its_location(
+        markers: TestClient, path: str, errors: list[tuple[list[Any], str, Any]]) -> None:
+    response = markers.get(path)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert [(e["loc"], e["type"], e["input"]) for e in detail] == errors
+    assert all(isinstance(e["msg"], str) and e["msg"] for e in detail)
+
+
+def test_bool_words_and_uuid_scalars(markers: TestClient, client: TestClient) -> None:
+    for word, value in [("on", True), ("Yes", True), ("1", True), ("off", False),
+                        ("no", False), ("0", False)]:
+        assert client.get(f"/users/1?verbose={word}").json()["verbose"] is value
+    some = uuid.uuid4()
+    assert markers.get(f"/items/2?code={some}").json() == {"item_id": 2, "code": str(some)}
+
+
+def test_marker_in_annotated_and_as_default_are_the_same_spec() -> None:
+    async def handler(a: Annotated[int, Query(gt=0, alias="A")] = 1,
+                      b: int = Query(1, gt=0, alias="B"),
+                      user_agent: str = Header("x")) -> None:
+        return None
+
+    plan = plan_callable(handler, path_params=())
+    a, b, ua = plan.params
+    assert (a.source, a.alias, a.required, a.default) == ("query", "A", False, 1)
+    assert (b.source, b.alias, b.required, b.default) == ("query", "B", False, 1)
+    assert (ua.source, ua.alias) == ("header", "user-agent")
+    assert isinstance(a.field_info, FieldInfo) and isinstance(b.field_info, FieldInfo)
+    assert plan.http_params() == [a, b, ua] and plan.body_params() == []
+
+
+@pytest.mark.parametrize("annotation", ["Opaque", "list[Opaque]", "Opaque | None",
+                                        "dict[str, Opaque]"])
+def test_unsupported_annotations_are_refused_naming_handler_and_parameter(
+        annotation: str) -> None:
+    namespace: dict[str, Any] = {}
+    exec(f"class Opaque: ...\nasync def handler(value: {annotation}) -> None: ...", namespace)
+    with pytest.raises(TypeError, match=r"'handler'.*can't fill parameter 'value'"):
+        plan_callable(namespace["handler"], path_params=())
