@@ -323,6 +323,26 @@ def _special(name: str, annotation: Any) -> str | None:
     return None
 
 
+def _hints(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+    """The parameters' annotations, resolved one by one when they can't be all at once (a
+    name defined in an enclosing function, under ``from __future__ import annotations``)."""
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except Exception:
+        pass
+    namespace = dict(getattr(fn, "__globals__", {}))
+    if inspect.isfunction(fn):
+        namespace.update(inspect.getclosurevars(fn).nonlocals)
+    hints: dict[str, Any] = {}
+    for name, parameter in signature.parameters.items():
+        annotation = parameter.annotation
+        if isinstance(annotation, str):
+            with contextlib.suppress(Exception):  # left as text: refused below if it matters
+                annotation = eval(annotation, namespace)
+        hints[name] = annotation
+    return hints
+
+
 def plan_callable(
     fn: Callable[..., Any], *, path_params: Iterable[str], allow_http_params: bool = True
 ) -> CallablePlan:
@@ -330,10 +350,7 @@ def plan_callable(
     path_names = set(path_params)
     owner = _qualname(fn)
     signature = inspect.signature(fn)
-    try:
-        hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception:
-        hints = {}
+    hints = _hints(fn, signature)
     params: list[ParamSpec] = []
     steps: list[tuple[int, ParamSpec, Any]] = []
     for name, parameter in signature.parameters.items():
@@ -379,6 +396,9 @@ def _plan_inject(owner: str, name: str, marker: InjectMarker, annotation: Any,
             raise TypeError(f"handler {owner!r}: Depends() on parameter {name!r} needs an "
                             f"annotation or a dependency")
         dependency = strip_optional(annotation)[0]
+        if isinstance(dependency, str | typing.ForwardRef):
+            raise TypeError(f"handler {owner!r}: Depends() on parameter {name!r}: can't "
+                            f"resolve the annotation {dependency!r}")
         marker = InjectMarker(dependency, marker.use_cache)
     if callable(dependency) and not isinstance(dependency, type):
         sub = plan_callable(dependency, path_params=path_names,
