@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -132,6 +133,10 @@ class _Docs:
         return f"{root_path}{base}/assets/{version}"
 
     async def document(self, request: Request) -> Response:
+        # The first build runs Pydantic over every model: off the event loop.
+        return await anyio.to_thread.run_sync(self._document)
+
+    def _document(self) -> Response:
         return JSONResponse(self.openapi())
 
     async def page(self, request: Request) -> Response:

@@ -64,26 +64,24 @@ def build_openapi(
     two operations given the same ``operation_id``."""
     collector = SchemaCollector()
     paths: dict[str, dict[str, Any]] = {}
-    operation_ids: dict[str, str] = {}
+    operations: list[tuple[dict[str, Any], RouteOptions, Route, str]] = []
     served: Iterable[Any] = routes if not isinstance(routes, Router) else (
         getattr(routes, "routes", None) or _router_routes(routes))  # an app has routes
     for route in served:
         if not isinstance(route, Route) or not isinstance(route.endpoint, HandlerEndpoint):
             continue  # mounts, WebSocket routes, the docs' own routes
         endpoint = route.endpoint
-        options = _options(endpoint)
+        options = endpoint.options
         if not options.include_in_schema or not route.include_in_schema:
             continue
-        path = _CONVERTOR.sub(r"{\1}", route.path)
-        item = paths.setdefault(path, {})
+        item = paths.setdefault(_CONVERTOR.sub(r"{\1}", route.path), {})
         for method in _methods(route):
-            key = method.lower()
-            if key in item:
+            if method.lower() in item:
                 continue  # Starlette serves the first route of a path and method
             operation = _Operation(collector, route, endpoint, options, method).build()
-            operation["operationId"] = _unique_id(operation_ids, operation, options, route,
-                                                  method)
-            item[key] = operation
+            item[method.lower()] = operation
+            operations.append((operation, options, route, method))
+    _operation_ids(operations)
     components = collector.finish()
     document: dict[str, Any] = {"openapi": OPENAPI_VERSION, "info": {"title": title,
                                                                       "version": version}}
@@ -114,11 +112,6 @@ def _router_routes(router: Router) -> list[Any]:
     return builder.built
 
 
-def _options(endpoint: HandlerEndpoint) -> RouteOptions:
-    options = getattr(endpoint, "options", None)
-    return options if isinstance(options, RouteOptions) else RouteOptions()
-
-
 def _methods(route: Route) -> list[str]:
     methods = set(route.methods or ("GET",))
     if "GET" in methods:
@@ -126,22 +119,28 @@ def _methods(route: Route) -> list[str]:
     return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
 
 
-def _unique_id(seen: dict[str, str], operation: dict[str, Any], options: RouteOptions,
-               route: Route, method: str) -> str:
-    where = f"{method} {route.path}"
-    if options.operation_id is not None:
-        if options.operation_id in seen:
-            raise ValueError(f"operation_id {options.operation_id!r} of {where} is also the "
-                             f"operation_id of {seen[options.operation_id]}")
-        seen[options.operation_id] = where
-        return options.operation_id
-    base = re.sub(r"\W", "_", f"{route.name}{route.path}") + f"_{method.lower()}"
-    candidate, n = base, 1
-    while candidate in seen:
-        n += 1
-        candidate = f"{base}_{n}"
-    seen[candidate] = where
-    return candidate
+def _operation_ids(operations: list[tuple[dict[str, Any], RouteOptions, Route, str]]) -> None:
+    """Set every ``operationId``: the given ones first (two alike are an error), then
+    generated ones, FastAPI's way (name, path, method), made unique with a suffix."""
+    seen: dict[str, str] = {}
+    for operation, options, route, method in operations:
+        given = options.operation_id
+        if given is not None:
+            where = f"{method} {route.path}"
+            if given in seen:
+                raise ValueError(f"operation_id {given!r} of {where} is also the "
+                                 f"operation_id of {seen[given]}")
+            seen[given] = where
+            operation["operationId"] = given
+    for operation, options, route, method in operations:
+        if options.operation_id is None:
+            base = re.sub(r"\W", "_", f"{route.name}{route.path}") + f"_{method.lower()}"
+            candidate, n = base, 1
+            while candidate in seen:
+                n += 1
+                candidate = f"{base}_{n}"
+            seen[candidate] = f"{method} {route.path}"
+            operation["operationId"] = candidate
 
 
 class _Operation:
