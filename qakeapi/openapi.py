@@ -47,6 +47,7 @@ _CONVERTOR_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 _BINARY = {"type": "string", "format": "binary"}
 _NO_BODY_STATUSES = frozenset({204, 205, 304})
+_RESPONSE_KEY = re.compile(r"[1-5](?:\d\d|XX)|default")
 
 
 def build_openapi(
@@ -273,11 +274,21 @@ class _Operation:
 
     # -- responses -------------------------------------------------------------------
     def _responses(self, *, validated: bool) -> dict[str, Any]:
-        status = self.options.status_code or 200
-        responses: dict[str, Any] = {str(status): self._response(status,
-                                                                 self.options.response_model)}
+        primary = str(self.options.status_code or 200)
+        responses: dict[str, Any] = {primary: self._response(primary,
+                                                             self.options.response_model)}
         for code, spec in (self.options.responses or {}).items():
-            responses[str(code)] = self._extra_response(int(code), spec)
+            key = str(code).upper() if str(code).lower() != "default" else "default"
+            if not _RESPONSE_KEY.fullmatch(key):
+                raise ValueError(f"{self.where}: responses key {code!r} is not an HTTP status "
+                                 f"(100-599), a range such as '4XX', or 'default'")
+            if key == primary and (isinstance(spec, str) or (
+                    isinstance(spec, Mapping) and "model" not in spec)):
+                # More about the success response, whose content response_model gives.
+                responses[key].update({"description": spec} if isinstance(spec, str)
+                                      else spec)
+                continue
+            responses[key] = self._extra_response(key, spec)
         if validated and "422" not in responses:
             responses["422"] = {
                 "description": "Validation Error",
@@ -286,10 +297,10 @@ class _Operation:
             }
         return responses
 
-    def _response(self, status: int, model: Any, description: str | None = None,
+    def _response(self, key: str, model: Any, description: str | None = None,
                   what: str = "response_model") -> dict[str, Any]:
-        response: dict[str, Any] = {"description": description or _phrase(status)}
-        if status in _NO_BODY_STATUSES or status < 200:
+        response: dict[str, Any] = {"description": description or _phrase(key)}
+        if key.isdigit() and (int(key) in _NO_BODY_STATUSES or int(key) < 200):
             return response
         schema: dict[str, Any] = {}
         if model is not None:
@@ -299,21 +310,21 @@ class _Operation:
         response["content"] = {"application/json": {"schema": schema}}
         return response
 
-    def _extra_response(self, status: int, spec: Any) -> dict[str, Any]:
+    def _extra_response(self, key: str, spec: Any) -> dict[str, Any]:
         """``responses={404: Model}``, ``{404: "Not found"}`` or FastAPI's ``{404: {"model":
         Model, "description": ...}}`` (other keys are OpenAPI's response object's own)."""
-        what = f"responses[{status}]"
+        what = f"responses[{key}]"
         if isinstance(spec, str):
-            return self._response(status, None, spec)
+            return self._response(key, None, spec)
         if isinstance(spec, Mapping):
             extra = dict(spec)
             model = extra.pop("model", None)
-            response = self._response(status, model, extra.pop("description", None), what)
+            response = self._response(key, model, extra.pop("description", None), what)
             if model is None and "content" in extra:
                 response.pop("content", None)
             response.update(extra)
             return response
-        return self._response(status, spec, what=what)
+        return self._response(key, spec, what=what)
 
 
 def _path_convertors(path: str) -> list[tuple[str, str]]:
@@ -325,11 +336,13 @@ def _humanize(name: str) -> str:
     return name.replace("_", " ").strip().title() or name
 
 
-def _phrase(status: int) -> str:
+def _phrase(key: str) -> str:
+    if key == "default":
+        return "Default Response"
     try:
-        return http.HTTPStatus(status).phrase
+        return http.HTTPStatus(int(key)).phrase
     except ValueError:
-        return f"Status {status}"
+        return f"{key} Response"
 
 
 def _is_file_type(annotation: Any) -> bool:

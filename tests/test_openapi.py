@@ -477,6 +477,38 @@ def test_bad_options_are_clear_errors() -> None:
     with pytest.raises(TypeError, match=r"GET /c: responses\[404\]: no JSON Schema"):
         app.openapi()
 
+    app = QakeAPI(title="t", version="1")
+
+    @app.get("/d", responses={999: "Too far"})
+    async def d() -> None:
+        return None
+
+    with pytest.raises(ValueError, match="GET /d: responses key 999 is not an HTTP status"):
+        app.openapi()
+
+
+def test_more_responses() -> None:
+    app = QakeAPI(title="t", version="1")
+
+    @app.get("/pets", response_model=list[UserOut],
+             responses={200: {"description": "The pets", "headers": {
+                 "X-Total": {"schema": {"type": "integer"}}}},
+                        404: UserOut, "4XX": "A client error", "default": {"model": Address}})
+    async def pets() -> list[dict[str, Any]]:
+        return []
+
+    document = app.openapi()
+    validate(document)
+    responses = operation(document, "/pets", "get")["responses"]
+    assert responses["200"]["description"] == "The pets"
+    assert responses["200"]["headers"] == {"X-Total": {"schema": {"type": "integer"}}}
+    assert responses["200"]["content"]["application/json"]["schema"]["type"] == "array"
+    assert responses["404"] == {"description": "Not Found", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/UserOut"}}}}
+    assert responses["4XX"] == {"description": "A client error",
+                                "content": {"application/json": {"schema": {}}}}
+    assert responses["default"]["description"] == "Default Response"
+
 
 def test_auto_operation_ids_stay_unique() -> None:
     app = QakeAPI(title="t", version="1")
