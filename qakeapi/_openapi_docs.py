@@ -108,8 +108,8 @@ def swagger_ui_assets() -> tuple[Path, str] | None:
 
 
 class _Docs:
-    """The three endpoints. Swagger UI's folder is looked up on first use and kept once
-    found, so an app that never serves ``/docs`` never looks."""
+    """The three endpoints. Swagger UI's folder is looked up once, on first use (so an app
+    that never serves ``/docs`` never looks; installing the extra takes a restart)."""
 
     def __init__(self, openapi: Callable[[], dict[str, Any]], title: Callable[[], str],
                  openapi_url: str, docs_url: str) -> None:
@@ -118,14 +118,18 @@ class _Docs:
         self.openapi_url = openapi_url
         self.docs_url = docs_url.rstrip("/") or "/"
         self._assets: tuple[Path, str, StaticFiles] | None = None
-        self._warned = False
+        self._looked = False
 
-    def _found(self) -> tuple[Path, str, StaticFiles] | None:
-        if self._assets is None:
-            found = swagger_ui_assets()
-            if found is not None:
+    async def _found(self) -> tuple[Path, str, StaticFiles] | None:
+        if not self._looked:
+            found = await anyio.to_thread.run_sync(swagger_ui_assets)  # reads the disk
+            if found is None:
+                logger.warning("%s needs Swagger UI, which is not installed: %s",
+                               self.docs_url, INSTALL_HINT)
+            else:
                 folder, version = found
                 self._assets = (folder, version, StaticFiles(directory=folder))
+            self._looked = True
         return self._assets
 
     def _assets_url(self, root_path: str, version: str) -> str:
@@ -142,12 +146,8 @@ class _Docs:
     async def page(self, request: Request) -> Response:
         root_path = request.scope.get("root_path", "")
         openapi_url = html.escape(root_path + self.openapi_url)
-        found = self._found()
+        found = await self._found()
         if found is None:
-            if not self._warned:
-                self._warned = True
-                logger.warning("%s needs Swagger UI, which is not installed: %s",
-                               self.docs_url, INSTALL_HINT)
             return HTMLResponse(_MISSING_PAGE.format(hint=html.escape(INSTALL_HINT),
                                                      openapi_url=openapi_url),
                                 status_code=501, headers={"Cache-Control": "no-store"})
@@ -158,7 +158,7 @@ class _Docs:
         return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 
     async def asset(self, request: Request) -> Response:
-        found = self._found()
+        found = await self._found()
         name = request.path_params["name"]
         if found is None or request.path_params["version"] != found[1]:
             return Response("Not Found", status_code=404, media_type="text/plain")
