@@ -1,4 +1,5 @@
-"""``/openapi.json`` and the ``/docs`` page (Swagger UI), as routes an app adds.
+"""``/openapi.json`` and the ``/docs`` page (Swagger UI), served when no route of the app
+matches.
 
 Swagger UI's JavaScript and CSS come from the ``swagger-ui-py`` package (the ``docs`` extra)
 and are served by the app itself, so the page works without reaching a CDN (air-gapped
@@ -21,13 +22,14 @@ from typing import Any
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, Router
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from .constants import DOCS_ASSET_MAX_AGE, DOCS_EXTRA, SWAGGER_UI_DISTRIBUTION, SWAGGER_UI_PACKAGE
 from .responses import HTMLResponse, JSONResponse
 
-__all__ = ["docs_routes", "swagger_ui_assets"]
+__all__ = ["docs_app", "swagger_ui_assets"]
 
 logger = logging.getLogger("qakeapi.openapi")
 
@@ -172,12 +174,16 @@ class _Docs:
         return response
 
 
-def docs_routes(openapi: Callable[[], dict[str, Any]], *, title: Callable[[], str],
-                openapi_url: str | None, docs_url: str | None) -> list[BaseRoute]:
-    """The routes serving ``openapi()`` at ``openapi_url`` and Swagger UI at ``docs_url``
-    (``None`` leaves either out; the page needs the document, so it is left out with it)."""
+def docs_app(openapi: Callable[[], dict[str, Any]], *, title: Callable[[], str],
+             openapi_url: str | None, docs_url: str | None, fallback: ASGIApp) -> ASGIApp:
+    """An ASGI app serving ``openapi()`` at ``openapi_url`` and Swagger UI at ``docs_url``
+    (``None`` leaves either out; the page needs the document, so it goes with it), and
+    passing every other request to ``fallback``.
+
+    The app installs it as its router's ``default`` (what answers when no route matches), so
+    these pages never hide one of the app's routes and are not among ``app.routes``."""
     if openapi_url is None:
-        return []
+        return fallback
     if not openapi_url.startswith("/"):
         raise ValueError(f"openapi_url must start with '/': {openapi_url!r}")
     if docs_url is not None and not docs_url.startswith("/"):
@@ -192,4 +198,4 @@ def docs_routes(openapi: Callable[[], dict[str, Any]], *, title: Callable[[], st
             Route(base + "/assets/{version}/{name}", docs.asset, methods=["GET"],
                   include_in_schema=False),
         ]
-    return routes
+    return Router(routes=routes, default=fallback)

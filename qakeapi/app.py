@@ -28,7 +28,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request as StarletteRequest
 from starlette.types import Receive, Scope, Send
 
-from ._openapi_docs import docs_routes
+from ._openapi_docs import docs_app
 from .constants import DEFAULT_DOCS_URL, DEFAULT_OPENAPI_URL
 from .core.background import BackgroundTaskManager
 from .dependencies import Container, check_dependencies
@@ -109,8 +109,10 @@ class QakeAPI(Router, TaskMiddleware):
         self._starlette.state.qakeapi = self
         self.title, self.version, self.description = title, version, description
         self._openapi_document: dict[str, Any] | None = None
-        self._starlette.router.routes.extend(docs_routes(
-            self.openapi, title=lambda: self.title, openapi_url=openapi_url, docs_url=docs_url))
+        router = self._starlette.router
+        router.default = docs_app(self.openapi, title=lambda: self.title,
+                                  openapi_url=openapi_url, docs_url=docs_url,
+                                  fallback=router.default)
         self._limits = RequestLimits(self._starlette, max_body_size, body_timeout)
         TaskMiddleware.__init__(self, self._enter)
 

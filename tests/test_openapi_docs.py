@@ -121,6 +121,17 @@ def test_mounted_app_links_under_its_prefix() -> None:
         assert client.get("/v1/openapi.json").status_code == 200
 
 
-def test_docs_routes_are_not_in_the_document() -> None:
+def test_the_pages_are_not_routes_of_the_app_and_never_hide_one() -> None:
     app = make_app()
+    assert [route.path for route in app.routes] == ["/pets/{pet_id}"]
     assert list(app.openapi()["paths"]) == ["/pets/{pet_id}"]
+
+    @app.get("/docs")
+    async def own_docs() -> dict[str, bool]:
+        return {"own": True}
+
+    with TestClient(app) as client:
+        assert client.get("/docs").json() == {"own": True}
+        assert client.get("/openapi.json").json()["paths"]["/docs"]
+        assert client.get("/nothing-here").status_code == 404
+        assert client.get("/docs/assets/x/swagger-ui.css").status_code == 404
