@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ._params import plan_callable
-from .constants import WS_CLOSE_INTERNAL_ERROR, WS_CLOSE_POLICY_VIOLATION
+from .constants import WS_CLOSE_INTERNAL_ERROR, WS_CLOSE_NORMAL, WS_CLOSE_POLICY_VIOLATION
 from .dependencies import DependencyError
 from .websockets import WebSocket
 
@@ -67,6 +67,11 @@ class WebSocketEndpoint:
                             exc.status_code, exc.detail)
                 await websocket.close(WS_CLOSE_POLICY_VIOLATION, reason=_reason(exc.detail))
                 return
+            except Exception:
+                logger.exception("WebSocket %s: the parameters of %s could not be filled",
+                                 scope.get("path"), self.name)
+                await _close_quietly(websocket, WS_CLOSE_INTERNAL_ERROR)
+                return
             try:
                 await self.handler(**kwargs)
             except WebSocketDisconnect:
@@ -81,8 +86,8 @@ class WebSocketEndpoint:
                                  scope.get("path"))
                 await _close_quietly(websocket, WS_CLOSE_INTERNAL_ERROR)
                 return
-            if websocket.application_state == WebSocketState.CONNECTING:
-                await _close_quietly(websocket, 1000)  # returned without accepting: refused
+            # Returned without closing: closed normally (before accept(): refused).
+            await _close_quietly(websocket, WS_CLOSE_NORMAL)
 
     async def _arguments(self, websocket: WebSocket, stack: AsyncExitStack) -> dict[str, Any]:
         if not self.plan.params:

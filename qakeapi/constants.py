@@ -187,6 +187,8 @@ DOCS_ASSET_MAX_AGE = 365 * 24 * 3600
 __all__ = sorted(name for name in tuple(globals()) if name.isupper())
 """Every named default above."""
 # --- web: WebSocket close codes (RFC 6455) ---------------------------------------------------
+WS_CLOSE_NORMAL = 1000
+"""A WebSocket whose handler returned without closing it is closed so."""
 WS_CLOSE_POLICY_VIOLATION = 1008
 """A WebSocket whose parameters can't be filled (or a dependency refused) is closed so."""
 WS_CLOSE_INTERNAL_ERROR = 1011

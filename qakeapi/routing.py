@@ -281,14 +281,14 @@ class Router:
         name: str | None = None,
         **options: Unpack[RouteKwargs],
     ) -> None:
-        _check(path, handler)
+        _check(self.prefix + path, handler)
         route_options = RouteOptions(**options).under(self.defaults)  # type: ignore[arg-type]
         self._add(_RouteSpec(self.prefix + path, methods or ["GET"], handler,
                              name or handler.__name__, route_options))
 
     def add_websocket_route(self, path: str, handler: Callable[..., Any], *,
                             name: str | None = None) -> None:
-        _check(path, handler)
+        _check(self.prefix + path, handler)
         self._add(_RouteSpec(self.prefix + path, None, handler, name or handler.__name__,
                              RouteOptions(include_in_schema=False)))
 

@@ -279,8 +279,14 @@ async def test_the_async_test_client_raises_server_errors_too() -> None:
 
 def test_under_uvicorn_a_server_error_is_logged_once_and_answered(
         caplog: pytest.LogCaptureFixture) -> None:
+    # uvicorn's loggers don't propagate, and starting uvicorn configures them afresh.
+    uvicorn_log = logging.getLogger("uvicorn.error")
     with caplog.at_level(logging.ERROR), serve(make_app([])) as url:
-        response = httpx.get(f"{url}/boom", timeout=10)
+        uvicorn_log.addHandler(caplog.handler)
+        try:
+            response = httpx.get(f"{url}/boom", timeout=10)
+        finally:
+            uvicorn_log.removeHandler(caplog.handler)
     assert response.status_code == 500
     assert [r.getMessage() for r in caplog.records] == ["GET /boom failed"]
 

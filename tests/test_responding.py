@@ -12,7 +12,8 @@ import pytest
 from pydantic import BaseModel
 
 from qakeapi import HTTPException, QakeAPI
-from qakeapi.responses import FileResponse, StreamingResponse
+from qakeapi.params import Depends
+from qakeapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from qakeapi.routing import ResponseValidationError
 from qakeapi.testing import TestClient
 
@@ -185,3 +186,68 @@ def test_a_returned_model_without_response_model_is_its_json() -> None:
 
     with TestClient(app) as client:
         assert client.get("/item").json() == {"name": "pen", "price": 1.0}
+
+
+def test_the_response_parameter_is_merged_into_what_the_handler_returns() -> None:
+    app = QakeAPI()
+
+    async def audit(response: Response) -> str:
+        response.headers["x-audit"] = "seen"  # a dependency shares the handler's object
+        return "audited"
+
+    @app.post("/login", status_code=201, response_model=Item)
+    async def login(response: Response, audit: str = Depends(audit)) -> dict[str, Any]:
+        response.set_cookie("session", "abc", httponly=True)
+        return {"name": audit, "price": 1, "token": "never sent"}
+
+    @app.get("/later")
+    async def later(response: Response) -> tuple[dict[str, bool], int]:
+        response.status_code = 202
+        return {"later": True}, 200
+
+    @app.get("/own")
+    async def own(response: Response) -> JSONResponse:
+        response.headers["x-extra"] = "1"
+        return JSONResponse({"own": True}, status_code=203)
+
+    with TestClient(app) as client:
+        login_response = client.post("/login")
+        assert (login_response.status_code, login_response.json()) == (
+            201, {"name": "audited", "price": 1.0})
+        assert login_response.headers["x-audit"] == "seen"
+        assert login_response.headers.get_list("set-cookie") == [
+            "session=abc; HttpOnly; Path=/; SameSite=lax"]
+        assert int(login_response.headers["content-length"]) == len(login_response.content)
+        assert client.get("/later").status_code == 202
+        own_response = client.get("/own")
+        assert (own_response.status_code, own_response.headers["x-extra"]) == (203, "1")
+
+
+def test_yield_dependencies_end_after_the_response_of_a_route_with_options() -> None:
+    app = QakeAPI()
+    events: list[str] = []
+
+    async def session() -> AsyncIterator[str]:
+        events.append("open")
+        try:
+            yield "db"
+        except HTTPException as exc:
+            events.append(f"rollback {exc.status_code}")
+            raise
+        finally:
+            events.append("close")
+
+    @app.post("/rows", status_code=201)
+    async def add_row(fail: bool = False, db: str = Depends(session)) -> dict[str, str]:
+        events.append("handler")
+        if fail:
+            raise HTTPException(409, "conflict")
+        return {"db": db}
+
+    with TestClient(app) as client:
+        created = client.post("/rows")
+        assert (created.status_code, created.json()) == (201, {"db": "db"})
+        assert events == ["open", "handler", "close"]
+        events.clear()
+        assert client.post("/rows?fail=true").status_code == 409
+        assert events == ["open", "handler", "rollback 409", "close"]

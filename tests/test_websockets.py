@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -17,7 +17,7 @@ import pytest
 import websocket as websocket_client
 from starlette.websockets import WebSocketDisconnect
 
-from qakeapi import Inject, QakeAPI, Router
+from qakeapi import Depends, Inject, QakeAPI, Router
 from qakeapi.testing import TestClient
 from qakeapi.websockets import WebSocket
 
@@ -179,3 +179,41 @@ def test_under_uvicorn_a_client_leaving_mid_message_leaves_nothing_behind() -> N
                    "uvicorn let the connection go")
         assert sorted(ended) == ["handler", "listener", "pusher"]
         assert (len(state.connections), len(state.tasks)) == (0, 0)
+
+
+def test_websocket_dependencies_that_yield_end_with_the_session_and_failures_close_1011(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = QakeAPI()
+    events: list[str] = []
+
+    async def subscription(topic: str) -> AsyncIterator[str]:
+        events.append(f"subscribe {topic}")
+        yield topic
+        events.append(f"unsubscribe {topic}")
+
+    def broken_dependency() -> str:
+        raise ConnectionError("no broker")
+
+    @app.websocket("/topics")
+    async def topics(websocket: WebSocket, topic: str = Depends(subscription)) -> None:
+        await websocket.accept()
+        events.append("session")
+        await websocket.send_text(topic)
+
+    @app.websocket("/broker")
+    async def broker(websocket: WebSocket, conn: str = Depends(broken_dependency)) -> None:
+        await websocket.accept()
+
+    with caplog.at_level(logging.ERROR, "qakeapi.websockets"), TestClient(app) as client:
+        with client.websocket_connect("/topics?topic=news") as ws:
+            assert ws.receive_text() == "news"
+            with pytest.raises(WebSocketDisconnect) as ended:
+                ws.receive_text()
+        assert ended.value.code == 1000
+        assert events == ["subscribe news", "session", "unsubscribe news"]
+        with pytest.raises(WebSocketDisconnect) as refused, \
+                client.websocket_connect("/broker"):
+            pass
+    assert refused.value.code == 1011
+    [record] = caplog.records
+    assert record.exc_info is not None and str(record.exc_info[1]) == "no broker"
