@@ -11,6 +11,7 @@ becomes ``Item-Input`` and ``Item-Output``.
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -97,9 +98,11 @@ def json_default(value: Any) -> tuple[bool, Any]:
     """``(True, value as JSON)`` for a default a schema can show, else ``(False, None)``
     (a default that isn't data, e.g. an object without a JSON form, is left out)."""
     try:
-        return True, to_jsonable_python(value)
+        data = to_jsonable_python(value)
+        json.dumps(data, allow_nan=False)  # JSON has no NaN or Infinity
     except (PydanticSerializationError, TypeError, ValueError):
         return False, None
+    return True, data
 
 
 def strip_optional(annotation: Any) -> Any:

@@ -2,7 +2,7 @@
 
 Each route whose endpoint is a handler (``@app.get(...)``, included routers) becomes one
 operation per method. Its parameters come from the handler's plan, the same one that fills
-them per request (so the document can't disagree with what the app accepts); their JSON
+them per request (so the document describes what the app reads); their JSON
 Schemas, and those of bodies and response models, are Pydantic's (see
 :mod:`qakeapi._openapi_schema`). Mounted apps (the task dashboard, static files), WebSocket
 routes and routes with ``include_in_schema=False`` are left out. ``app.openapi()`` returns
@@ -70,7 +70,7 @@ def build_openapi(
         getattr(routes, "routes", None) or _router_routes(routes))  # an app has routes
     for route in served:
         if not isinstance(route, Route) or not isinstance(route.endpoint, HandlerEndpoint):
-            continue  # mounts, WebSocket routes, the docs' own routes
+            continue  # mounts (the dashboard, static files) and WebSocket routes
         endpoint = route.endpoint
         options = endpoint.options
         if not options.include_in_schema or not route.include_in_schema:

@@ -454,6 +454,25 @@ def test_path_parameters_the_handler_does_not_take_are_still_declared() -> None:
     assert params["n"]["schema"] == {"type": "integer", "minimum": 0}
 
 
+def test_defaults_without_a_json_form_are_left_out() -> None:
+    app = QakeAPI(title="t", version="1")
+
+    @app.get("/range")
+    async def in_range(low: float = float("-inf"), high: float = float("nan"),
+                       scale: float = 1.5, marker: Annotated[str, Query()] = "\u2603",
+                       ) -> dict[str, float]:
+        return {"low": low}
+
+    with TestClient(app) as client:
+        served = client.get("/openapi.json")
+    assert served.status_code == 200
+    validate(served.json())
+    params = params_by_name(operation(served.json(), "/range", "get"))
+    assert "default" not in params["low"]["schema"] and "default" not in params["high"]["schema"]
+    assert params["scale"]["schema"]["default"] == 1.5
+    assert params["marker"]["schema"]["default"] == "\u2603"
+
+
 def test_bad_options_are_clear_errors() -> None:
     app = QakeAPI(title="t", version="1")
 
