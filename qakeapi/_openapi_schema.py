@@ -45,6 +45,19 @@ class HTTPValidationError(BaseModel):
     detail: list[ValidationError] = Field(default_factory=list, title="Detail")
 
 
+class _Generator(GenerateJsonSchema):
+    """Pydantic's generator, leaving out defaults that JSON can't hold (NaN, Infinity): a
+    document with them could not be served (Pydantic warns, naming the value)."""
+
+    def encode_default(self, dft: Any) -> Any:
+        value = super().encode_default(dft)
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise PydanticSerializationError(f"{dft!r} has no JSON form") from None
+        return value
+
+
 class SchemaCollector:
     """Registers types, then writes their schemas into the placeholders it handed out."""
 
@@ -83,7 +96,7 @@ class SchemaCollector:
         self._finished = True
         if not self._inputs:
             return {}
-        generator = GenerateJsonSchema(ref_template=REF_TEMPLATE)
+        generator = _Generator(ref_template=REF_TEMPLATE)
         try:
             mapping, definitions = generator.generate_definitions(self._inputs)
         except PydanticUserError as exc:

@@ -454,6 +454,11 @@ def test_path_parameters_the_handler_does_not_take_are_still_declared() -> None:
     assert params["n"]["schema"] == {"type": "integer", "minimum": 0}
 
 
+class Limits(BaseModel):
+    top: float = float("inf")
+    step: float = 0.5
+
+
 def test_defaults_without_a_json_form_are_left_out() -> None:
     app = QakeAPI(title="t", version="1")
 
@@ -463,10 +468,17 @@ def test_defaults_without_a_json_form_are_left_out() -> None:
                        ) -> dict[str, float]:
         return {"low": low}
 
-    with TestClient(app) as client:
+    @app.post("/limits")
+    async def limits(limit: Limits) -> dict[str, float]:
+        return {"top": limit.top}
+
+    with TestClient(app) as client, pytest.warns(UserWarning, match="Default value inf is not JSON serializable"):
         served = client.get("/openapi.json")
     assert served.status_code == 200
     validate(served.json())
+    assert served.json()["components"]["schemas"]["Limits"]["properties"] == {
+        "top": {"title": "Top", "type": "number"}, "step": {"title": "Step", "type": "number",
+                                                            "default": 0.5}}
     params = params_by_name(operation(served.json(), "/range", "get"))
     assert "default" not in params["low"]["schema"] and "default" not in params["high"]["schema"]
     assert params["scale"]["schema"]["default"] == 1.5
