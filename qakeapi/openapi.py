@@ -30,6 +30,7 @@ from .constants import OPENAPI_VERSION
 from .routing import HandlerEndpoint, RouteOptions, Router
 
 if TYPE_CHECKING:
+    from ._params import ParamSpec
     from .routing import _RouteSpec
 
 __all__ = ["build_openapi"]
@@ -191,7 +192,7 @@ class _Operation:
         return texts
 
     # -- parameters ------------------------------------------------------------------
-    def _parameters(self, http_params: list[Any]) -> list[dict[str, Any]]:
+    def _parameters(self, http_params: list[ParamSpec]) -> list[dict[str, Any]]:
         parameters: list[dict[str, Any]] = []
         documented: set[tuple[str, str]] = set()
         for p in http_params:
@@ -215,7 +216,7 @@ class _Operation:
                                       "schema": dict(_CONVERTOR_SCHEMAS.get(convertor, {}))})
         return parameters
 
-    def _schema_of(self, p: Any, mode: Any = "validation") -> dict[str, Any]:
+    def _schema_of(self, p: ParamSpec) -> dict[str, Any]:
         info = p.field_info
         extra: dict[str, Any] = {}
         if info is not None:
@@ -238,12 +239,12 @@ class _Operation:
             schema.update(extra)
             return schema
         metadata = tuple(info.metadata) if info is not None else ()
-        return self.collector.schema(p.annotation, mode, metadata=metadata, extra=extra,
+        return self.collector.schema(p.annotation, "validation", metadata=metadata, extra=extra,
                                      what=f"{self.where}: parameter {p.name!r}",
                                      namespace=self.namespace)
 
     # -- request body ----------------------------------------------------------------
-    def _request_body(self, body_params: list[Any]) -> dict[str, Any] | None:
+    def _request_body(self, body_params: list[ParamSpec]) -> dict[str, Any] | None:
         if not body_params:
             return None
         sources = {p.source for p in body_params}
