@@ -29,19 +29,24 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 Mode = Literal["validation", "serialization"]
 
 
-class ValidationError(BaseModel):
-    """One item of a 422 body, in FastAPI's shape (clients written for it read ours)."""
+def _as_fastapi(schema: dict[str, Any]) -> None:
+    # FastAPI writes these two fields' schemas by hand, without these keys.
+    schema.pop("default", None)
+    schema.pop("additionalProperties", None)
 
+
+# The 422 body in FastAPI's shape, with FastAPI's component names and titles, so clients
+# generated for a FastAPI app read ours. (No docstrings: they would become descriptions.)
+class ValidationError(BaseModel):
     loc: list[str | int] = Field(title="Location")
     msg: str = Field(title="Message")
     type: str = Field(title="Error Type")
-    input: Any = Field(default=None, title="Input")
-    ctx: dict[str, Any] | None = Field(default=None, title="Context")
+    input: Any = Field(default=None, title="Input", json_schema_extra=_as_fastapi)
+    ctx: dict[str, Any] = Field(default_factory=dict, title="Context",
+                                json_schema_extra=_as_fastapi)
 
 
 class HTTPValidationError(BaseModel):
-    """The body of a 422 response."""
-
     detail: list[ValidationError] = Field(default_factory=list, title="Detail")
 
 

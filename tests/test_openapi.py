@@ -555,3 +555,49 @@ def test_auto_operation_ids_stay_unique() -> None:
     validate(document)
     ids = [item["get"]["operationId"] for item in document["paths"].values()]
     assert ids == ["same_x_y_get_2", "same_x_y_get_3", "same_x_y_get"]
+
+
+class Product(BaseModel):
+    name: str = Field(min_length=1)
+    price: float = Field(gt=0)
+    tags: list[str] = []
+
+
+def test_the_same_app_in_fastapi_gets_the_same_document() -> None:
+    fastapi = pytest.importorskip("fastapi")
+    from qakeapi import params
+
+    handler = (  # compiled without this module's `from __future__ import annotations`,
+        # which FastAPI can't resolve for names local to a function
+        "async def make(product_id: Annotated[int, m.Path(ge=1)], product: Product,\n"
+        "               q: Annotated[str | None, m.Query(max_length=5)] = None,\n"
+        "               ids: Annotated[list[int], m.Query()] = [],\n"
+        "               x_key: Annotated[str, m.Header()] = 'k') -> Product:\n"
+        "    return product\n")
+
+    def add(app: Any, markers: Any) -> Any:
+        ns = {"Annotated": Annotated, "Product": Product, "m": markers}
+        exec(compile(handler, "<handler>", "exec", dont_inherit=True), ns)
+        app.post("/products/{product_id}", response_model=Product, status_code=201,
+                 tags=["products"])(ns["make"])
+        return app.openapi()
+
+    theirs = add(fastapi.FastAPI(), fastapi)
+    ours = add(QakeAPI(), params)
+    validate(ours)
+
+    def untitled(value: Any) -> Any:  # FastAPI titles parameter schemas ("Product Id")
+        if isinstance(value, dict):
+            return {k: untitled(v) for k, v in value.items() if k != "title"}
+        if isinstance(value, list):
+            return [untitled(v) for v in value]
+        return value
+
+    mine, fastapis = (doc["paths"]["/products/{product_id}"]["post"] for doc in (ours, theirs))
+    assert untitled(mine["parameters"]) == untitled(fastapis["parameters"])
+    assert mine["requestBody"] == fastapis["requestBody"]
+    assert mine["operationId"] == fastapis["operationId"]
+    assert {code: r.get("content") for code, r in mine["responses"].items()} == {
+        code: r.get("content") for code, r in fastapis["responses"].items()}
+    for name in ("Product", "HTTPValidationError", "ValidationError"):
+        assert ours["components"]["schemas"][name] == theirs["components"]["schemas"][name]
