@@ -192,13 +192,29 @@ class CallablePlan:
         for kind, spec, extra in self._steps:
             if kind == _SCALAR:
                 check: FieldCheck = extra
-                raw = _raw(request, spec.source, spec.alias, check.many)
+                source = spec.source
+                # Path and single query values inline: what most requests need.
+                if source == "query" and not check.many:
+                    raw = request.query_params.get(spec.alias)
+                elif source == "path":
+                    raw = request.path_params.get(spec.alias)
+                else:
+                    raw = _raw(request, source, spec.alias, check.many)
                 if raw is None:
                     if spec.required:
-                        ctx.errors.append(missing_error([spec.source, spec.alias]))
-                    else:
+                        ctx.errors.append(missing_error([source, spec.alias]))
+                    elif check.factory:
                         kwargs[spec.name] = check.default()
+                    else:
+                        kwargs[spec.name] = spec.default
                     continue
+                fast = check.fast
+                if fast is not None:
+                    try:
+                        kwargs[spec.name] = fast(raw)
+                        continue
+                    except (ValueError, TypeError):
+                        pass  # Pydantic decides, and words the error
                 value = check.check(raw, ctx.errors)
                 if value is not INVALID:
                     kwargs[spec.name] = value

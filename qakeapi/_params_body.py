@@ -40,16 +40,28 @@ def _is_json(content_type: str | None) -> bool:
         media.startswith("application/") and media.endswith("+json"))
 
 
-def _json_invalid(raw: bytes) -> dict[str, Any]:
-    """FastAPI's error for a body that isn't JSON, with the position of the fault."""
+def _json_invalid(raw: bytes, reason: str) -> dict[str, Any]:
+    """FastAPI's error for a body that isn't JSON, at the position of the fault when
+    Python's parser can tell it (``reason`` is Pydantic's)."""
+    loc: list[Any] = ["body"]
     try:
         json.loads(raw)
     except ValueError as exc:
-        pos = getattr(exc, "pos", 0)
-        return {"type": "json_invalid", "loc": ["body", pos], "msg": "JSON decode error",
-                "input": {}, "ctx": {"error": getattr(exc, "msg", str(exc))}}
-    return {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error",
-            "input": {}, "ctx": {"error": "invalid JSON"}}
+        if isinstance(exc, json.JSONDecodeError):
+            loc, reason = ["body", exc.pos], exc.msg
+    except RecursionError:
+        pass  # nested deeper than Python parses: Pydantic's reason stands
+    return {"type": "json_invalid", "loc": loc, "msg": "JSON decode error", "input": {},
+            "ctx": {"error": reason}}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _strict_json(raw: bytes) -> Any:
+    """``raw`` parsed by Python, refusing NaN and Infinity (which Pydantic's parser takes)."""
+    return json.loads(raw, parse_constant=_refuse_constant)
 
 
 class BodyPlan:
@@ -93,6 +105,14 @@ class BodyPlan:
                 "msg": f"expected a JSON body (Content-Type: application/json), got "
                        f"Content-Type {request.headers.get('content-type')!r}"})
             return
+        data: Any = None
+        if b"NaN" in raw or b"Infinity" in raw:
+            # Rare (and maybe only inside a string): parsed by Python, which can refuse them.
+            try:
+                data = _strict_json(raw)
+            except (ValueError, RecursionError) as exc:
+                errors.append(_json_invalid(raw, str(exc)))
+                return
         if self.single:
             spec = self.specs[0]
             if not raw:
@@ -103,14 +123,18 @@ class BodyPlan:
                 return
             assert isinstance(self.adapter, TypeAdapter)
             try:
-                values[spec.name] = self.adapter.validate_json(raw)
+                values[spec.name] = (self.adapter.validate_json(raw) if data is None
+                                     else self.adapter.validate_python(data))
             except ValidationError as exc:
                 errors.extend(self._errors(exc, raw, ["body"]))
             return
         model = self.adapter
         assert model is not None and not isinstance(model, TypeAdapter)
         try:
-            result = model.model_validate_json(raw) if raw else model.model_validate({})
+            if data is not None:
+                result = model.model_validate(data)
+            else:
+                result = model.model_validate_json(raw) if raw else model.model_validate({})
         except ValidationError as exc:
             errors.extend(self._errors(exc, raw, ["body"]))
             return
@@ -119,8 +143,9 @@ class BodyPlan:
 
     def _errors(self, exc: ValidationError, raw: bytes, prefix: list[Any]
                 ) -> list[dict[str, Any]]:
-        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
-            return [_json_invalid(raw)]
+        for error in exc.errors(include_url=False):
+            if error["type"] == "json_invalid":
+                return [_json_invalid(raw, str(error.get("ctx", {}).get("error", "")))]
         return errors_from(exc, prefix)
 
     async def _read_form(self, request: StarletteRequest, values: dict[str, Any],

@@ -229,7 +229,7 @@ def build_adapter(annotation: Any, *, finite: bool) -> TypeAdapter[Any]:
 class FieldCheck:
     """Validates the raw value of one parameter; built once at registration."""
 
-    __slots__ = ("adapter", "fast", "loc", "many", "spec", "wants_bytes")
+    __slots__ = ("adapter", "factory", "fast", "loc", "many", "spec", "wants_bytes")
 
     def __init__(self, spec: ParamSpec) -> None:
         self.spec = spec
@@ -237,6 +237,8 @@ class FieldCheck:
         self.loc: list[Any] = [where, spec.alias]
         self.many = is_sequence(spec.annotation)
         self.wants_bytes = wants_bytes(spec.annotation)
+        self.factory = spec.field_info is not None and spec.field_info.default_factory is not None
+        """The default comes from a factory, called per request."""
         in_text = spec.source not in ("body",)
         self.adapter = build_adapter(adapter_type(spec), finite=in_text)
         plain = spec.field_info is None or not spec.field_info.metadata

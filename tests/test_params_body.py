@@ -91,7 +91,7 @@ def test_models_and_dataclasses_are_validated_bodies(client: TestClient) -> None
     ("/scalar", {"count": -1}, [(["body", "count"], "greater_than_equal")]),
     ("/scalar", b'{"count": 1e400}', [(["body", "count"], "finite_number")]),
     # Beyond Python's 4300-digit limit the JSON itself is refused.
-    ("/scalar", b'{"count": ' + b"9" * 5000 + b"}", [(["body", 0], "json_invalid")]),
+    ("/scalar", b'{"count": ' + b"9" * 5000 + b"}", [(["body"], "json_invalid")]),
 ])
 def test_each_invalid_body_is_a_422_at_its_location(
         client: TestClient, path: str, body: Any, errors: list[tuple[list[Any], str]]) -> None:
