@@ -17,7 +17,14 @@ import pytest
 import websocket as websocket_client
 from starlette.websockets import WebSocketDisconnect
 
-from qakeapi import Depends, Inject, QakeAPI, Router
+from qakeapi import (
+    BackgroundTaskManager,
+    Depends,
+    Inject,
+    QakeAPI,
+    Router,
+    add_background_task,
+)
 from qakeapi.testing import TestClient
 from qakeapi.websockets import WebSocket
 
@@ -217,3 +224,23 @@ def test_websocket_dependencies_that_yield_end_with_the_session_and_failures_clo
     assert refused.value.code == 1011
     [record] = caplog.records
     assert record.exc_info is not None and str(record.exc_info[1]) == "no broker"
+
+
+def test_a_background_task_added_in_a_session_starts_at_once() -> None:
+    app = QakeAPI()
+    ran: list[str] = []
+
+    async def note(what: str) -> None:
+        ran.append(what)
+
+    @app.websocket("/notes")
+    async def notes(websocket: WebSocket) -> None:
+        await websocket.accept()
+        task_id = await add_background_task(note, await websocket.receive_text())
+        # Not held until the session ends: it runs while the session is still open.
+        await BackgroundTaskManager().wait(task_id, timeout=10)
+        await websocket.send_text(",".join(ran))
+
+    with TestClient(app) as client, client.websocket_connect("/notes") as ws:
+        ws.send_text("hello")
+        assert ws.receive_text() == "hello"
