@@ -69,7 +69,7 @@ def build_app() -> QakeAPI:
         user_id: Annotated[int, Path(ge=1, description="The user's id")],
         page: Annotated[dict[str, int], Depends(pagination)],
         x_token: Annotated[str, Header(description="API token")],
-        q: str | None = None,
+        q: Annotated[str | None, Query(examples=["ada"], title="Search")] = None,
         ids: Annotated[list[int] | None, Query()] = None,
         color: Color | None = None,
         session: Annotated[str | None, Cookie()] = None,
@@ -218,7 +218,8 @@ def test_parameters_of_every_kind(document: dict[str, Any]) -> None:
                                "description": "Page size", "default": 10}
     assert params["ids"]["schema"] == {"anyOf": [{"type": "array", "items": {"type": "integer"}},
                                                  {"type": "null"}]}
-    assert params["q"]["schema"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert params["q"]["schema"] == {"anyOf": [{"type": "string"}, {"type": "null"}],
+                                     "title": "Search", "examples": ["ada"]}
     assert params["color"]["schema"]["anyOf"][0] == {"$ref": "#/components/schemas/Color"}
     assert document["components"]["schemas"]["Color"]["enum"] == ["red", "green"]
     assert params["legacy-name"]["deprecated"] is True
