@@ -121,14 +121,15 @@ class CallablePlan:
             (p.name for p in params if p.source == "response"), None)
         subs = [extra for kind, _, extra in steps if kind == _DEPENDS]
         self._fn_kind = _fn_kind(fn)
-        self.has_teardown: bool = any(
+        body = self.body_params()
+        self._body = BodyPlan(body, _qualname(fn)) if body else None
+        self.has_teardown: bool = (self._body is not None and self._body.form) or any(
             sub.has_teardown or sub._fn_kind in (_FN_GEN, _FN_ASYNC_GEN) for _, sub in subs)
-        """Some dependency in the tree yields: resolve() needs an exit stack."""
+        """Some dependency in the tree yields, or a form's uploaded files are to be closed:
+        resolve() wants an exit stack, closed after the response."""
         self.uses_response: bool = self.response_param is not None or any(
             sub.uses_response for _, sub in subs)
         """Some ``response: Response`` parameter in the tree."""
-        body = self.body_params()
-        self._body = BodyPlan(body, _qualname(fn)) if body else None
 
     # -- what OpenAPI documents -------------------------------------------------------
     def http_params(self) -> list[ParamSpec]:
@@ -161,7 +162,7 @@ class CallablePlan:
         ``exit_stack``. Raises RequestValidationError (422)."""
         ctx = _Ctx(request, container, exit_stack)
         if self._body is not None:
-            await self._body.read(request, ctx.body, ctx.errors)
+            await self._body.read(request, ctx.body, ctx.errors, exit_stack)
         kwargs = await self._fill(ctx)
         if ctx.errors:
             raise RequestValidationError(ctx.errors)
