@@ -9,6 +9,7 @@ of a form Starlette parses (python-multipart).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -91,12 +92,14 @@ class BodyPlan:
             self.adapter = create_model(f"Body_{owner.replace('.', '_')}", **fields)
 
     async def read(self, request: HTTPConnection, values: dict[str, Any],
-                   errors: list[dict[str, Any]]) -> None:
-        """Fill ``values`` (by parameter name) or add to ``errors``."""
+                   errors: list[dict[str, Any]],
+                   stack: contextlib.AsyncExitStack | None = None) -> None:
+        """Fill ``values`` (by parameter name) or add to ``errors``. Uploaded files are
+        closed by ``stack`` (after the response)."""
         if not isinstance(request, StarletteRequest):
             raise TypeError("body parameters need an HTTP request")
         if self.form:
-            await self._read_form(request, values, errors)
+            await self._read_form(request, values, errors, stack)
             return
         raw = await request.body()
         if raw and not _is_json(request.headers.get("content-type")):
@@ -149,8 +152,11 @@ class BodyPlan:
         return errors_from(exc, prefix)
 
     async def _read_form(self, request: StarletteRequest, values: dict[str, Any],
-                         errors: list[dict[str, Any]]) -> None:
+                         errors: list[dict[str, Any]],
+                         stack: contextlib.AsyncExitStack | None) -> None:
         form = await request.form()
+        if stack is not None:
+            stack.push_async_callback(form.close)
         for check in self.checks:
             spec = check.spec
             raw: Any = form.getlist(spec.alias) if check.many else form.get(spec.alias)

@@ -9,6 +9,7 @@ a value the hand conversion refuses goes to Pydantic, which gives the answer and
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import decimal
@@ -237,8 +238,10 @@ class FieldCheck:
         self.loc: list[Any] = [where, spec.alias]
         self.many = is_sequence(spec.annotation)
         self.wants_bytes = wants_bytes(spec.annotation)
-        self.factory = spec.field_info is not None and spec.field_info.default_factory is not None
-        """The default comes from a factory, called per request."""
+        self.factory = (spec.field_info is not None
+                        and spec.field_info.default_factory is not None) or isinstance(
+            spec.default, list | dict | set | bytearray)
+        """The default comes from a factory, or is copied: each request gets its own."""
         in_text = spec.source not in ("body",)
         self.adapter = build_adapter(adapter_type(spec), finite=in_text)
         plain = spec.field_info is None or not spec.field_info.metadata
@@ -263,7 +266,7 @@ class FieldCheck:
         info = self.spec.field_info
         if info is not None and info.default_factory is not None:
             return info.get_default(call_default_factory=True, validated_data={})
-        return self.spec.default
+        return copy.copy(self.spec.default)
 
 
 def is_model_like(annotation: Any) -> bool:

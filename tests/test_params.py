@@ -248,3 +248,18 @@ def test_unsupported_annotations_are_refused_naming_handler_and_parameter(
     exec(f"class Opaque: ...\nasync def handler(value: {annotation}) -> None: ...", namespace)
     with pytest.raises(TypeError, match=r"'handler'.*can't fill parameter 'value'"):
         plan_callable(namespace["handler"], path_params=())
+
+
+def test_mutable_defaults_are_copied_per_request() -> None:
+    app = QakeAPI()
+
+    @app.get("/tags")
+    async def tags(tag: list[str] = Query([]), items: list[int] = Query(default_factory=list)
+                   ) -> list[Any]:
+        tag.append("seen")
+        items.append(1)
+        return [tag, items]
+
+    with TestClient(app) as client:
+        assert client.get("/tags").json() == [["seen"], [1]]
+        assert client.get("/tags").json() == [["seen"], [1]]

@@ -78,3 +78,18 @@ def test_a_broken_multipart_body_is_a_400(client: TestClient) -> None:
     response = client.post("/upload", content=b"--xyz\r\nnot a part",
                            headers={"content-type": "multipart/form-data; boundary=xyz"})
     assert response.status_code == 400
+
+
+def test_uploaded_files_are_closed_after_the_response() -> None:
+    app = QakeAPI()
+    kept: list[UploadFile] = []
+
+    @app.post("/keep")
+    async def keep(doc: UploadFile) -> dict[str, bool]:
+        kept.append(doc)
+        return {"closed": doc.file.closed}
+
+    assert app.routes[0].endpoint.plan.has_teardown
+    with TestClient(app) as client:
+        assert client.post("/keep", files=[("doc", ("a", b"A"))]).json() == {"closed": False}
+    assert kept[0].file.closed
