@@ -73,8 +73,11 @@ class BackgroundTaskManager:
         """The runners of the running (or last) lifespan."""
         self._users = 0
         self._accepting = False
-        self._id_prefix = f"bg-{os.getpid():x}-{os.urandom(3).hex()}-"
-        self._ids = itertools.count(1)
+        template = f"bg-{os.getpid():x}-{os.urandom(3).hex()}-{{}}"
+        self._new_ref: Callable[[], BackgroundTaskRef] = map(
+            BackgroundTaskRef, map(template.format, itertools.count(1))).__next__
+        """The next task id: a C-level chain (counter, format, ``BackgroundTaskRef``), as it
+        runs once per task; the random part keeps ids of restarted processes apart."""
 
     def configure(self, settings: BackgroundSettings | None = None, **changes: Any) -> None:
         """Change limits (only while stopped): ``manager.configure(retain_finished=100)``."""
@@ -192,7 +195,7 @@ class BackgroundTaskManager:
             kwargs = {**kwargs, **options.task_kwargs}
         elif not kwargs:
             kwargs = NO_KWARGS
-        task_id = BackgroundTaskRef(f"{self._id_prefix}{next(self._ids)}")
+        task_id = self._new_ref()
         job = Job(task_id, name, args, kwargs, options.max_retries, options.timeout,
                   time.time(), fn, is_async, options.no_retry_on)
         self.tasks[task_id] = job
@@ -269,9 +272,32 @@ async def add_background_task(
     Inside a request the task starts after the response has been sent (and is dropped if the
     handler raises); elsewhere it starts now. ``timeout``, ``max_retries``, ``no_retry_on``
     and ``task_kwargs`` are options (see :meth:`BackgroundTaskManager.add_task`)."""
-    options = task_options(timeout, max_retries, no_retry_on, task_kwargs, retries)
-    manager = BackgroundTaskManager._instance or BackgroundTaskManager()
+    manager = BackgroundTaskManager._instance
     holder = current_request_tasks.get()
+    if (holder is not None and holder.open and manager is not None and manager._accepting
+            and timeout is None and max_retries is NO_RETRIES and task_kwargs is None
+            and retries is None and no_retry_on is NO_EXCEPTIONS):
+        # The common call, inside a request of a running app with no options: the steps of
+        # _new_job and the checks below inlined, as it runs once per task.
+        pool = manager._pool
+        if (pool is not None and pool.live < manager.settings.max_pending
+                and (pool.events is None or not pool.events.active)):
+            try:
+                name, is_async = DESCRIPTIONS[fn]
+            except (KeyError, TypeError):
+                name, is_async = describe_cached(fn)
+            task_id = manager._new_ref()
+            job = Job(task_id, name, args, kwargs or NO_KWARGS, NO_RETRIES, None, time.time(),
+                      fn, is_async, NO_EXCEPTIONS)
+            if holder.hold(job, manager):
+                # ``live`` counts held, pending and running jobs, so below max_pending it
+                # bounds the held-plus-pending count the check below computes.
+                manager.tasks[task_id] = job
+                pool.live += 1
+                return task_id
+    options = task_options(timeout, max_retries, no_retry_on, task_kwargs, retries)
+    if manager is None:
+        manager = BackgroundTaskManager()
     if holder is None or not holder.open:
         job = manager._new_job(fn, args, kwargs, options)
         pool = manager._pool
@@ -297,11 +323,9 @@ async def add_background_task(
                       f"requests and {len(pool.pending)} pending reach max_pending={limit}")
             pool.finish_cancelled(job, reason)
             raise TooManyPendingTasks(reason)
-    try:
-        holder.hold(job, manager)
-    except RuntimeError:
+    if not holder.hold(job, manager):
         pool.finish_cancelled(job, "a request can't hold tasks of two managers")
-        raise
+        raise RuntimeError("background tasks of two managers in one request")
     if pool.events is not None and pool.events.active:
         await pool.created(job)
     return job.id

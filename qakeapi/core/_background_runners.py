@@ -154,6 +154,7 @@ class RunnerPool:
         runner = Runner()
         pending = self.pending
         room_at = self._room_at
+        finished = self.tasks.finished
         while not self.stopping:
             with anyio.CancelScope() as scope:
                 runner.scope = scope
@@ -196,7 +197,18 @@ class RunnerPool:
                                 raise
                             self._fail(job, exc)
                         else:
-                            self._finish(job, _SUCCEEDED, result, None)
+                            # _finish(job, _SUCCEEDED, result, None) inlined (error is
+                            # still None: no retries here).
+                            job.status = _SUCCEEDED
+                            job.result = result
+                            now = job.finished_at = time.time()
+                            job.runner = None
+                            self.live -= 1
+                            if job.done is not None:
+                                job.done.set()
+                            finished(job.id, now)
+                            if self._all_done is not None and not self.live:
+                                self._all_done.set()
                         if runner.cancelled:
                             self._pending_emit(job)
                     else:

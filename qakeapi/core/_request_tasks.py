@@ -105,8 +105,9 @@ class RequestTasks(metaclass=_RequestTasksType):
     inline: list[Callable[[], Awaitable[None]]] | None = None
     """Background tasks added while no manager ran: run by :meth:`run_inline`."""
 
-    def hold(self, job: Any, owner: HeldTaskOwner) -> None:
-        """Hold ``job`` for ``owner`` until the response is sent (or the handler raises)."""
+    def hold(self, job: Any, owner: HeldTaskOwner) -> bool:
+        """Hold ``job`` for ``owner`` until the response is sent (or the handler raises);
+        False, with nothing held, if the request already holds tasks of another owner."""
         held = self.held
         if held is None:
             self.held = [job]
@@ -114,8 +115,9 @@ class RequestTasks(metaclass=_RequestTasksType):
         elif self.held_owner is owner:
             held.append(job)
         else:
-            raise RuntimeError("background tasks of two managers in one request")
+            return False
         _HELD.total += 1
+        return True
 
     def run_after_response(self, call: Callable[[], Awaitable[None]]) -> None:
         """Run ``call`` once the response has been sent, inside the request's ASGI call."""
