@@ -30,7 +30,7 @@ from ._background_table import TaskTable
 from ._errors import single_exception
 from ._inline_tasks import run_after_response
 from ._options import NO_EXCEPTIONS, NO_RETRIES, TaskOptions, check_flag, task_options
-from ._request_tasks import RequestTasks, current_request_tasks
+from ._request_tasks import current_request_tasks
 
 if TYPE_CHECKING:
     from ..events import EventBus
@@ -202,20 +202,6 @@ class BackgroundTaskManager:
         self._pool.live += 1  # type: ignore[union-attr]  # running, so a pool is there
         return job
 
-    def start_held(self, jobs: list[Job]) -> None:
-        """The response that held ``jobs`` has been sent: start them."""
-        pool = self._pool
-        assert pool is not None
-        pool.put_all(jobs)
-
-    def drop_held(self, jobs: list[Job], reason: str) -> None:
-        """The handler that held ``jobs`` raised: record them cancelled."""
-        pool = self._pool
-        assert pool is not None
-        for job in jobs:
-            logger.warning("background task %s (%s) dropped: %s", job.id, job.name, reason)
-            pool.finish_cancelled(job, reason)
-
     # -- inspecting and controlling ----------------------------------------------------
     @property
     def queued(self) -> int:
@@ -280,8 +266,9 @@ async def add_background_task(
         # The common call, inside a request of a running app with no options: the steps of
         # _new_job and the checks below inlined, as it runs once per task.
         pool = manager._pool
-        if (pool is not None and pool.live < manager.settings.max_pending
-                and (pool.events is None or not pool.events.active)):
+        if (pool is not None and (pool.events is None or not pool.events.active)
+                and len(pool.pending) + pool.held < manager.settings.max_pending
+                and (holder.held_owner is None or holder.held_owner is pool)):
             try:
                 name, is_async = DESCRIPTIONS[fn]
             except (KeyError, TypeError):
@@ -289,12 +276,16 @@ async def add_background_task(
             task_id = manager._new_ref()
             job = Job(task_id, name, args, kwargs or NO_KWARGS, NO_RETRIES, None, time.time(),
                       fn, is_async, NO_EXCEPTIONS)
-            if holder.hold(job, manager):
-                # ``live`` counts held, pending and running jobs, so below max_pending it
-                # bounds the held-plus-pending count the check below computes.
-                manager.tasks[task_id] = job
-                pool.live += 1
-                return task_id
+            manager.tasks[task_id] = job
+            pool.live += 1
+            pool.held += 1
+            held = holder.held
+            if held is None:
+                holder.held = [job]
+                holder.held_owner = pool
+            else:
+                held.append(job)
+            return task_id
     options = task_options(timeout, max_retries, no_retry_on, task_kwargs, retries)
     if manager is None:
         manager = BackgroundTaskManager()
@@ -315,17 +306,18 @@ async def add_background_task(
     # a response's tasks can't wait; held tasks that still fill it can't drain before their
     # responses, so the request is refused.
     limit = manager.settings.max_pending
-    if len(pool.pending) + RequestTasks.held_total >= limit:
+    if len(pool.pending) + pool.held >= limit:
         if not await pool.wait_for_room(job):
             return job.id  # the manager stopped: the task is recorded cancelled
-        if len(pool.pending) + RequestTasks.held_total >= limit:
-            reason = (f"too many background tasks: {RequestTasks.held_total} held by open "
+        if len(pool.pending) + pool.held >= limit:
+            reason = (f"too many background tasks: {pool.held} held by open "
                       f"requests and {len(pool.pending)} pending reach max_pending={limit}")
             pool.finish_cancelled(job, reason)
             raise TooManyPendingTasks(reason)
-    if not holder.hold(job, manager):
+    if not holder.hold(job, pool):
         pool.finish_cancelled(job, "a request can't hold tasks of two managers")
         raise RuntimeError("background tasks of two managers in one request")
+    pool.held += 1
     if pool.events is not None and pool.events.active:
         await pool.created(job)
     return job.id

@@ -4,7 +4,7 @@ the pool's own thread slots), retry them and record how they ended.
 
 One :class:`RunnerPool` serves one run of the manager's lifespan: the manager records a job,
 hands it over with :meth:`RunnerPool.offer` / :meth:`RunnerPool.submit` (or
-:meth:`RunnerPool.put_all` for the tasks a response held), and at the end of its lifespan
+:meth:`RunnerPool.start_held` for the tasks a response held), and at the end of its lifespan
 calls :meth:`RunnerPool.drain`.
 """
 
@@ -56,6 +56,9 @@ class RunnerPool:
         """Jobs waiting for a runner, oldest first."""
         self.live = 0
         """Jobs recorded and not finished (pending, held by a request, or running)."""
+        self.held = 0
+        """Jobs held by open requests (they count against ``max_pending`` with the queue);
+        whoever hands a job to a request's holder adds it here."""
         self.stopping = False
         self._max_pending = settings.max_pending
         self._room_at = settings.max_pending // 2
@@ -120,8 +123,10 @@ class RunnerPool:
             raise
         return True
 
-    def put_all(self, jobs: list[Job]) -> None:
-        """Queue ``jobs`` at once, room or not (a sent response's held tasks)."""
+    def start_held(self, jobs: list[Job]) -> None:
+        """The response that held ``jobs`` has been sent: queue them at once, room or not
+        (the request's holder calls this: the pool is the owner of its held jobs)."""
+        self.held -= len(jobs)
         if self.stopping or self._task_group is None:
             for job in jobs:
                 self.finish_cancelled(job, "the manager stopped before the response was sent")
@@ -129,6 +134,13 @@ class RunnerPool:
         self.pending.extend(jobs)
         if self._idle and not self._waking:
             self._wake_one()
+
+    def drop_held(self, jobs: list[Job], reason: str) -> None:
+        """The handler that held ``jobs`` raised: record them cancelled."""
+        self.held -= len(jobs)
+        for job in jobs:
+            logger.warning("background task %s (%s) dropped: %s", job.id, job.name, reason)
+            self.finish_cancelled(job, reason)
 
     def withdraw(self, job: Job) -> None:
         """Take a job that has not started out of the queue (if it is there)."""

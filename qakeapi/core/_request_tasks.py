@@ -32,7 +32,6 @@ __all__ = [
     "RequestParticipant",
     "RequestTasks",
     "current_request_tasks",
-    "held_total",
 ]
 
 logger = logging.getLogger("qakeapi.tasks")
@@ -50,7 +49,9 @@ class RequestParticipant(Protocol):
 
 
 class HeldTaskOwner(Protocol):
-    """What held background tasks belong to: it starts or drops them all at once."""
+    """What held background tasks belong to: it starts or drops them all at once (and
+    counts the held tasks: :meth:`RequestTasks.hold` and a caller that fills
+    :attr:`RequestTasks.held` itself leave that to it)."""
 
     def start_held(self, jobs: list[Any]) -> None: ...
 
@@ -60,35 +61,7 @@ class HeldTaskOwner(Protocol):
 P = TypeVar("P", bound=RequestParticipant)
 
 
-class _HeldCount:
-    """Background tasks held by every open request of the process. Kept off the
-    :class:`RequestTasks` class: writing a class attribute per task would invalidate the
-    interpreter's attribute caches for every holder (measured: ~8,000 instructions per
-    request)."""
-
-    __slots__ = ("total",)
-
-    def __init__(self) -> None:
-        self.total = 0
-
-
-_HELD = _HeldCount()
-
-
-def held_total() -> int:
-    """Background tasks held by every open request: they count against the manager's
-    ``max_pending`` with its pending queue."""
-    return _HELD.total
-
-
-class _RequestTasksType(type):
-    @property
-    def held_total(cls) -> int:
-        """``RequestTasks.held_total``: :func:`held_total`, read on the class."""
-        return _HELD.total
-
-
-class RequestTasks(metaclass=_RequestTasksType):
+class RequestTasks:
     """The per-request holder. Cheap to create: nothing is allocated until a task is added."""
 
     # Class-level defaults instead of an __init__: one is created per HTTP request.
@@ -116,7 +89,6 @@ class RequestTasks(metaclass=_RequestTasksType):
             held.append(job)
         else:
             return False
-        _HELD.total += 1
         return True
 
     def run_after_response(self, call: Callable[[], Awaitable[None]]) -> None:
@@ -165,7 +137,6 @@ class RequestTasks(metaclass=_RequestTasksType):
             return
         self.open = self.holds_queued = False
         if self.held is not None and self.held_owner is not None:
-            _HELD.total -= len(self.held)
             try:
                 self.held_owner.start_held(self.held)
             except Exception:
@@ -186,7 +157,6 @@ class RequestTasks(metaclass=_RequestTasksType):
             logger.warning("%d background task(s) not run: %s", len(self.inline), reason)
             self.inline = None
         if self.held is not None and self.held_owner is not None:
-            _HELD.total -= len(self.held)
             try:
                 self.held_owner.drop_held(self.held, reason)
             except Exception:
