@@ -123,17 +123,25 @@ class RunnerPool:
             raise
         return True
 
-    def start_held(self, jobs: list[Job]) -> None:
+    def start_held(self, jobs: list[Job]) -> bool:
         """The response that held ``jobs`` has been sent: queue them at once, room or not
-        (the request's holder calls this: the pool is the owner of its held jobs)."""
-        self.held -= len(jobs)
+        (the request's holder calls this: the pool is the owner of its held jobs).
+
+        True when the queue has grown past another BACKGROUND_YIELD_EVERY jobs: the caller
+        should then let the runners in (requests whose handlers never wait would otherwise
+        fill the queue before a runner gets its turn, as a loop of ``add_task`` would)."""
+        count = len(jobs)
+        self.held -= count
         if self.stopping or self._task_group is None:
             for job in jobs:
                 self.finish_cancelled(job, "the manager stopped before the response was sent")
-            return
-        self.pending.extend(jobs)
+            return False
+        pending = self.pending
+        pending.extend(jobs)
         if self._idle and not self._waking:
             self._wake_one()
+        queued = len(pending)
+        return (queued - count) // BACKGROUND_YIELD_EVERY != queued // BACKGROUND_YIELD_EVERY
 
     def drop_held(self, jobs: list[Job], reason: str) -> None:
         """The handler that held ``jobs`` raised: record them cancelled."""

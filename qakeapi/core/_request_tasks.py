@@ -53,7 +53,8 @@ class HeldTaskOwner(Protocol):
     counts the held tasks: :meth:`RequestTasks.hold` and a caller that fills
     :attr:`RequestTasks.held` itself leave that to it)."""
 
-    def start_held(self, jobs: list[Any]) -> None: ...
+    def start_held(self, jobs: list[Any]) -> bool:
+        """Start ``jobs``; True if the request should then let the owner's runners in."""
 
     def drop_held(self, jobs: list[Any], reason: str) -> None: ...
 
@@ -75,6 +76,9 @@ class RequestTasks:
     held: list[Any] | None = None
     """Background tasks held for :attr:`held_owner`."""
     held_owner: HeldTaskOwner | None = None
+    yield_to_runners: bool = False
+    """Set by :meth:`release` when the owner of the held tasks asks the request to let its
+    runners in (one checkpoint, after the response)."""
     inline: list[Callable[[], Awaitable[None]]] | None = None
     """Background tasks added while no manager ran: run by :meth:`run_inline`."""
 
@@ -138,7 +142,8 @@ class RequestTasks:
         self.open = self.holds_queued = False
         if self.held is not None and self.held_owner is not None:
             try:
-                self.held_owner.start_held(self.held)
+                if self.held_owner.start_held(self.held):
+                    self.yield_to_runners = True
             except Exception:
                 logger.exception("starting held background tasks failed")
         if self._participants:
