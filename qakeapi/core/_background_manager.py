@@ -12,9 +12,9 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from time import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,9 @@ class BackgroundTaskManager:
     """The process's one manager: ``BackgroundTaskManager()`` always returns it."""
 
     _instance: BackgroundTaskManager | None = None
+    _open_pool: RunnerPool | None = None
+    """The running manager's pool while it accepts tasks (else None): the one read by the
+    per-task fast paths."""
 
     def __new__(cls) -> BackgroundTaskManager:
         instance = cls._instance
@@ -123,23 +126,27 @@ class BackgroundTaskManager:
                 pool.events = previous_events
             return
         self._users = 1
-        pool = self._pool = RunnerPool(self.settings, self.tasks, events)
+        pool = self._pool = RunnerPool(self.settings, self.tasks, events, self._new_id)
         try:
             with single_exception():
                 async with anyio.create_task_group() as tg:
                     pool.start(tg)
-                    self._accepting = True
+                    self._set_accepting(pool)
                     try:
                         yield self
                     finally:
-                        self._accepting = False
+                        self._set_accepting(None)
                         with anyio.CancelScope(shield=True):
                             await pool.drain(
                                 self.settings.shutdown_grace if grace is None else grace)
         finally:
             pool.threads.warn_if_abandoned("the background task manager")
-            self._accepting = False
+            self._set_accepting(None)
             self._users = 0
+
+    def _set_accepting(self, pool: RunnerPool | None) -> None:
+        self._accepting = pool is not None
+        BackgroundTaskManager._open_pool = pool
 
     async def __aenter__(self) -> BackgroundTaskManager:
         self._cm = self.lifespan()
@@ -168,6 +175,24 @@ class BackgroundTaskManager:
         ``wait``, ``timeout``, ``max_retries``, ``no_retry_on`` and ``task_kwargs`` are
         options (``retries`` is a deprecated alias of ``max_retries``); a task's own keyword
         argument with one of those names goes in ``task_kwargs``."""
+        pool = BackgroundTaskManager._open_pool
+        if (pool is not None and wait is False and timeout is None
+                and max_retries is NO_RETRIES and task_kwargs is None and retries is None
+                and no_retry_on is NO_EXCEPTIONS and pool.tasks is self.tasks):
+            # The common call (no options, the manager running): _new_job and offer()
+            # inlined, as they run once per task.
+            try:
+                name, is_async = DESCRIPTIONS[fn]
+            except (KeyError, TypeError):
+                name, is_async = describe_cached(fn)
+            task_id = pool.new_id()
+            job = Job(task_id, name, args, kwargs or NO_KWARGS, max_retries, timeout, time(),
+                      fn, is_async, no_retry_on)
+            pool.tasks[task_id] = job
+            pool.live += 1
+            if not pool.offer(job):
+                await pool.submit(job)
+            return BackgroundTaskRef(task_id)
         options = task_options(timeout, max_retries, no_retry_on, task_kwargs, retries)
         if wait is not False and wait is not True:
             check_flag("wait", wait)
@@ -200,7 +225,7 @@ class BackgroundTaskManager:
             kwargs = NO_KWARGS
         task_id = self._new_id()
         job = Job(task_id, name, args, kwargs, options.max_retries, options.timeout,
-                  time.time(), fn, is_async, options.no_retry_on)
+                  time(), fn, is_async, options.no_retry_on)
         self.tasks[task_id] = job
         self._pool.live += 1  # type: ignore[union-attr]  # running, so a pool is there
         return job
@@ -261,34 +286,33 @@ async def add_background_task(
     Inside a request the task starts after the response has been sent (and is dropped if the
     handler raises); elsewhere it starts now. ``timeout``, ``max_retries``, ``no_retry_on``
     and ``task_kwargs`` are options (see :meth:`BackgroundTaskManager.add_task`)."""
-    manager = BackgroundTaskManager._instance
     holder = current_request_tasks.get()
-    if (holder is not None and holder.open and manager is not None and manager._accepting
-            and timeout is None and max_retries is NO_RETRIES and task_kwargs is None
-            and retries is None and no_retry_on is NO_EXCEPTIONS):
+    pool = BackgroundTaskManager._open_pool
+    if (pool is not None and holder is not None and holder.open and timeout is None
+            and max_retries is NO_RETRIES and task_kwargs is None and retries is None
+            and no_retry_on is NO_EXCEPTIONS
+            and ((events := pool.events) is None or not events.active)
+            and len(pool.pending) + pool.held < pool.max_pending
+            and ((owner := holder.held_owner) is None or owner is pool)):
         # The common call, inside a request of a running app with no options: the steps of
-        # _new_job and the checks below inlined, as it runs once per task.
-        pool = manager._pool
-        if (pool is not None and (pool.events is None or not pool.events.active)
-                and len(pool.pending) + pool.held < manager.settings.max_pending
-                and (holder.held_owner is None or holder.held_owner is pool)):
-            try:
-                name, is_async = DESCRIPTIONS[fn]
-            except (KeyError, TypeError):
-                name, is_async = describe_cached(fn)
-            task_id = manager._new_id()
-            job = Job(task_id, name, args, kwargs or NO_KWARGS, NO_RETRIES, None, time.time(),
-                      fn, is_async, NO_EXCEPTIONS)
-            manager.tasks[task_id] = job
-            pool.live += 1
-            pool.held += 1
-            held = holder.held
-            if held is None:
-                holder.held = [job]
-                holder.held_owner = pool
-            else:
-                held.append(job)
-            return BackgroundTaskRef(task_id)
+        # _new_job and of the held path below inlined, as they run once per task.
+        try:
+            name, is_async = DESCRIPTIONS[fn]
+        except (KeyError, TypeError):
+            name, is_async = describe_cached(fn)
+        task_id = pool.new_id()
+        job = Job(task_id, name, args, kwargs or NO_KWARGS, max_retries, timeout, time(), fn,
+                  is_async, no_retry_on)
+        pool.tasks[task_id] = job
+        pool.live += 1
+        pool.held += 1
+        if owner is None:
+            holder.held = [job]
+            holder.held_owner = pool
+        else:
+            holder.held.append(job)  # type: ignore[union-attr]  # an owner holds a list
+        return BackgroundTaskRef(task_id)
+    manager = BackgroundTaskManager._instance
     options = task_options(timeout, max_retries, no_retry_on, task_kwargs, retries)
     if manager is None:
         manager = BackgroundTaskManager()

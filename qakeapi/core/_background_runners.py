@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections import deque
+from collections.abc import Callable
+from time import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,7 +23,7 @@ import anyio.lowlevel
 
 from ..constants import BACKGROUND_YIELD_EVERY
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskStatus
-from ._background_jobs import Job, Runner
+from ._background_jobs import NO_KWARGS, Job, Runner
 from ._background_settings import BackgroundSettings
 from ._background_table import TaskTable
 from ._isolation import ThreadSlots, is_cancellation
@@ -46,9 +47,12 @@ class RunnerPool:
     """The pending queue (bounded: adders wait for room) and the runners that empty it."""
 
     def __init__(self, settings: BackgroundSettings, tasks: TaskTable,
-                 events: EventBus | None) -> None:
+                 events: EventBus | None, new_id: Callable[[], str]) -> None:
         self.settings = settings
         self.tasks = tasks
+        self.new_id = new_id
+        """The manager's id maker (``new_id()``: the next task id)."""
+        self.max_pending = settings.max_pending
         self.events = events
         """Where task events go (``task:created``...); None for nowhere."""
         self.threads = ThreadSlots(settings.thread_limit)
@@ -179,6 +183,9 @@ class RunnerPool:
             with anyio.CancelScope() as scope:
                 runner.scope = scope
                 runner.cancelled = False
+                # When the runner last finished a job or woke: the start time of the job it
+                # takes next without awaiting in between (one clock read per job, not two).
+                now = time()
                 while not runner.cancelled:
                     if not pending:
                         if self.stopping:
@@ -188,6 +195,7 @@ class RunnerPool:
                         await idle.wait()
                         if self._waking:
                             self._waking -= 1
+                        now = time()
                         continue
                     job = pending.popleft()
                     if pending and self._idle and not self._waking:
@@ -204,24 +212,26 @@ class RunnerPool:
                         # The common case, inline: one attempt, no deadline, no listeners.
                         job.status = _RUNNING
                         job.attempts = 1
-                        job.started_at = time.time()
+                        job.started_at = now
                         try:
-                            if job.kwargs:
-                                result = await job.fn(*job.args, **job.kwargs)
-                            else:
+                            if job.kwargs is NO_KWARGS:
                                 result = await job.fn(*job.args)
+                            else:
+                                result = await job.fn(*job.args, **job.kwargs)
                         except Exception as exc:
                             self._fail(job, exc)
+                            now = time()
                         except BaseException as exc:
                             if is_cancellation(exc):
                                 raise
                             self._fail(job, exc)
+                            now = time()
                         else:
                             # _finish(job, _SUCCEEDED, result, None) inlined (error is
                             # still None: no retries here).
                             job.status = _SUCCEEDED
                             job.result = result
-                            now = job.finished_at = time.time()
+                            now = job.finished_at = time()
                             job.runner = None
                             self.live -= 1
                             if job.done is not None:
@@ -233,6 +243,7 @@ class RunnerPool:
                             self._pending_emit(job)
                     else:
                         await self._run_job(job, runner, scope)
+                        now = time()
                     runner.job = None
             interrupted = runner.job
             runner.job = None
@@ -246,7 +257,7 @@ class RunnerPool:
         while True:
             job.status = _RUNNING
             job.attempts += 1
-            job.started_at = time.time()
+            job.started_at = time()
             if events is not None and events.has_listeners("task:started"):
                 await events.emit("task:started", job)
             if job.timeout is not None:
@@ -290,7 +301,7 @@ class RunnerPool:
             return False
         job.error = TaskErrorInfo.from_exception(exc)
         job.status = _PENDING
-        job.run_at = time.time() + decision.delay
+        job.run_at = time() + decision.delay
         logger.warning("background task %s (%s) attempt %d failed, retrying in %.2f s: %r",
                        job.id, job.name, job.attempts, decision.delay, exc)
         events = self.events
@@ -323,7 +334,7 @@ class RunnerPool:
         job.status = status
         job.result = result
         job.error = error
-        now = job.finished_at = time.time()
+        now = job.finished_at = time()
         job.runner = None
         self.live -= 1
         if job.done is not None:
