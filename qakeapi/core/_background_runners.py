@@ -186,7 +186,9 @@ class RunnerPool:
                 # When the runner last finished a job or woke: the start time of the job it
                 # takes next without awaiting in between (one clock read per job, not two).
                 now = time()
-                while not runner.cancelled:
+                # runner.job stays on the last job when it ends (a finished job is never
+                # interrupted: the check after the scope reads its status).
+                while True:
                     if not pending:
                         if self.stopping:
                             return
@@ -195,6 +197,8 @@ class RunnerPool:
                         await idle.wait()
                         if self._waking:
                             self._waking -= 1
+                        if runner.cancelled:
+                            break
                         now = time()
                         continue
                     job = pending.popleft()
@@ -232,7 +236,6 @@ class RunnerPool:
                             job.status = _SUCCEEDED
                             job.result = result
                             now = job.finished_at = time()
-                            job.runner = None
                             self.live -= 1
                             if job.done is not None:
                                 job.done.set()
@@ -241,10 +244,12 @@ class RunnerPool:
                                 self._all_done.set()
                         if runner.cancelled:
                             self._pending_emit(job)
+                            break
                     else:
                         await self._run_job(job, runner, scope)
                         now = time()
-                    runner.job = None
+                        if runner.cancelled:
+                            break
             interrupted = runner.job
             runner.job = None
             runner.scope = None
