@@ -72,10 +72,15 @@ class RunnerPool:
         self._room_waiters: list[anyio.Event] = []
         self._all_done: anyio.Event | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._new_event: Callable[[], anyio.Event] = anyio.Event
 
     def start(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Start the runners on ``task_group``."""
+        """Start the runners on ``task_group`` (inside the running event loop)."""
         self._task_group = task_group
+        # The running backend's anyio Event class, made directly: ``anyio.Event()`` looks
+        # the backend up on every call (measured: about 4x the cost of the event itself),
+        # and a runner makes one each time it goes idle.
+        self._new_event = type(anyio.Event())
         for _ in range(self.settings.max_concurrency):
             task_group.start_soon(self._run_forever)
 
@@ -192,7 +197,7 @@ class RunnerPool:
                     if not pending:
                         if self.stopping:
                             return
-                        idle = anyio.Event()
+                        idle = self._new_event()
                         self._idle.append(idle)
                         await idle.wait()
                         if self._waking:
