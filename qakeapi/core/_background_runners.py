@@ -72,11 +72,14 @@ class RunnerPool:
         self._room_waiters: list[anyio.Event] = []
         self._all_done: anyio.Event | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._taking = False
+        """Started and not stopping: released jobs are queued (else recorded cancelled)."""
         self._new_event: Callable[[], anyio.Event] = anyio.Event
 
     def start(self, task_group: anyio.abc.TaskGroup) -> None:
         """Start the runners on ``task_group`` (inside the running event loop)."""
         self._task_group = task_group
+        self._taking = True
         # The running backend's anyio Event class, made directly: ``anyio.Event()`` looks
         # the backend up on every call (measured: about 4x the cost of the event itself),
         # and a runner makes one each time it goes idle.
@@ -141,7 +144,7 @@ class RunnerPool:
         fill the queue before a runner gets its turn, as a loop of ``add_task`` would)."""
         count = len(jobs)
         self.held -= count
-        if self.stopping or self._task_group is None:
+        if not self._taking:
             for job in jobs:
                 self.finish_cancelled(job, "the manager stopped before the response was sent")
             return False
@@ -149,8 +152,8 @@ class RunnerPool:
         pending.extend(jobs)
         if self._idle and not self._waking:
             self._wake_one()
-        queued = len(pending)
-        return (queued - count) // BACKGROUND_YIELD_EVERY != queued // BACKGROUND_YIELD_EVERY
+        # Crossed a multiple of BACKGROUND_YIELD_EVERY with these ``count`` jobs?
+        return len(pending) % BACKGROUND_YIELD_EVERY < count
 
     def drop_held(self, jobs: list[Job], reason: str) -> None:
         """The handler that held ``jobs`` raised: record them cancelled."""
@@ -183,7 +186,8 @@ class RunnerPool:
         runner = Runner()
         pending = self.pending
         room_at = self._room_at
-        finished = self.tasks.finished
+        tasks = self.tasks
+        finished_ids = tasks.finished_ids
         while not self.stopping:
             with anyio.CancelScope() as scope:
                 runner.scope = scope
@@ -244,7 +248,12 @@ class RunnerPool:
                             self.live -= 1
                             if job.done is not None:
                                 job.done.set()
-                            finished(job.id, now)
+                            # tasks.finished(job.id, now) inlined
+                            finished_ids.append(job.id)
+                            if len(finished_ids) > tasks.retain_count:
+                                tasks.pop(finished_ids.popleft(), None)
+                            if now >= tasks.next_age_check:
+                                tasks.check_age(now)
                             if self._all_done is not None and not self.live:
                                 self._all_done.set()
                         if runner.cancelled:
@@ -396,6 +405,7 @@ class RunnerPool:
             logger.warning("background task %s (%s) cancelled: %s", job.id, job.name,
                            job.cancel_reason)
         self.stopping = True
+        self._taking = False
         for waiter in self._idle + self._room_waiters:
             waiter.set()
         self._idle.clear()
