@@ -74,16 +74,11 @@ class RunnerPool:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._taking = False
         """Started and not stopping: released jobs are queued (else recorded cancelled)."""
-        self._new_event: Callable[[], anyio.Event] = anyio.Event
 
     def start(self, task_group: anyio.abc.TaskGroup) -> None:
         """Start the runners on ``task_group`` (inside the running event loop)."""
         self._task_group = task_group
         self._taking = True
-        # The running backend's anyio Event class, made directly: ``anyio.Event()`` looks
-        # the backend up on every call (measured: about 4x the cost of the event itself),
-        # and a runner makes one each time it goes idle.
-        self._new_event = type(anyio.Event())
         for _ in range(self.settings.max_concurrency):
             task_group.start_soon(self._run_forever)
 
@@ -201,7 +196,7 @@ class RunnerPool:
                     if not pending:
                         if self.stopping:
                             return
-                        idle = self._new_event()
+                        idle = anyio.Event()
                         self._idle.append(idle)
                         await idle.wait()
                         if self._waking:
