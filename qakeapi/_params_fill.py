@@ -6,10 +6,12 @@ stack, errors collected into one 422. Planning is :mod:`qakeapi._params`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from starlette.requests import HTTPConnection
 from starlette.responses import Response as _StarletteResponse
 
@@ -247,7 +249,8 @@ class CallablePlan:
         if kind == _FN_ASYNC:
             value = await fn(**kwargs)
         elif kind == _FN_PLAIN:
-            value = fn(**kwargs)
+            # In a worker thread, as FastAPI does: a sync dependency may block.
+            value = await anyio.to_thread.run_sync(functools.partial(fn, **kwargs))
             if inspect.isawaitable(value):
                 value = await value
         else:
@@ -259,9 +262,21 @@ class CallablePlan:
                 value = await stack.enter_async_context(
                     contextlib.asynccontextmanager(fn)(**kwargs))
             else:
-                value = stack.enter_context(contextlib.contextmanager(fn)(**kwargs))
+                manager = contextlib.contextmanager(fn)(**kwargs)
+                value = await anyio.to_thread.run_sync(manager.__enter__)
+                stack.push_async_exit(_exit_in_thread(manager))
         cache[fn] = value
         return value
+
+
+def _exit_in_thread(manager: contextlib.AbstractContextManager[Any]
+                    ) -> Callable[..., Awaitable[bool]]:
+    """The teardown of a sync generator dependency, run in a worker thread like its setup."""
+
+    async def exit_(exc_type: Any, exc: Any, tb: Any) -> bool:
+        return bool(await anyio.to_thread.run_sync(manager.__exit__, exc_type, exc, tb))
+
+    return exit_
 
 
 def _as_request(connection: HTTPConnection) -> Request:
