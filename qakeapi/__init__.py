@@ -35,9 +35,10 @@ from .params import Body, Cookie, File, Form, Header, Path, Query, UploadFile
 from .queued_tasks import QueuedTasks, QueueSettings, TaskRef, get_context, getLogger, set_context
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from .routing import Router
+from .routing import RouteOptions, Router
 from .tasks_asgi import TaskMiddleware, queued_tasks_dependency, tasks_lifespan
 from .types import TaskErrorInfo, TaskRecord, TaskStatus
+from .websockets import WebSocket, WebSocketDisconnect
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ __all__ = [
     "RequestValidationError",
     "Response",
     "Retry",
+    "RouteOptions",
     "Router",
     "SerializationError",
     "TaskCancelledError",
@@ -87,6 +89,8 @@ __all__ = [
     "TaskWaitTimeout",
     "TooManyPendingTasks",
     "UploadFile",
+    "WebSocket",
+    "WebSocketDisconnect",
     "__version__",
     "add_background_task",
     "getLogger",

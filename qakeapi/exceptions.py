@@ -17,7 +17,8 @@ Hierarchy::
         ├── TaskNotRegistered         a function a worker may not or cannot run
         ├── MissingParentError        (also KeyError) parent= names no task
         ├── BackendUnavailable        (also ConnectionError) backend unreachable / unusable
-        └── CorruptTaskError          a stored task that can't be decoded
+        ├── CorruptTaskError          a stored task that can't be decoded
+        └── InvalidCursor             (also ValueError) a page cursor this listing can't use
 
 Control flow inside a queued task (not errors)::
 
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptTaskError",
     "HTTPException",
+    "InvalidCursor",
     "ManagerNotRunning",
     "MissingParentError",
     "NoRetry",
@@ -151,6 +153,11 @@ class BackendUnavailable(QueueError, ConnectionError):
 
 class CorruptTaskError(QueueError):
     """A stored task that can't be decoded."""
+
+
+class InvalidCursor(QueueError, ValueError):
+    """A page cursor that is garbage, was altered, or belongs to another listing (another
+    backend or other filters). Start again from the first page."""
 
 
 class Retry(Exception):

@@ -32,6 +32,7 @@ PUBLIC_MODULES = (
     "qakeapi.tasks_asgi",
     "qakeapi.testing",
     "qakeapi.types",
+    "qakeapi.websockets",
 )
 """``qakeapi.server`` is public: docs/security.md has uvicorn load
 ``qakeapi.server:HeaderTimeoutH11Protocol``."""

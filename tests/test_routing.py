@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from qakeapi import QakeAPI, Router
+from qakeapi import QakeAPI, Request, Router
 from qakeapi.responses import JSONResponse, PlainTextResponse
 from qakeapi.testing import TestClient
 
@@ -127,3 +127,21 @@ def test_router_verbs_prefixes_and_nesting() -> None:
         assert client.delete("/api/v1/items/5").status_code == 204
         assert client.get("/api/v1/items/5").status_code == 405
     assert "remove" in {getattr(route, "name", None) for route in app.routes}
+
+
+def test_only_routes_that_need_it_leave_the_short_path() -> None:
+    """The benchmark's endpoint (request only, returns a dict) keeps the old short path:
+    no response object, no exit stack; each option moves a route off it."""
+    app = QakeAPI()
+
+    async def plain(request: Request) -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_route("/plain", plain)
+    app.add_route("/created", plain, status_code=201)
+    app.add_route("/model", plain, response_model=dict[str, bool])
+    app.add_route("/tagged", plain, tags=["docs only"], summary="no effect on the answer")
+    simple = {route.path: route.endpoint.simple for route in app.routes}
+    assert simple == {"/plain": True, "/created": False, "/model": False, "/tagged": True}
+    with TestClient(app) as client:
+        assert [client.get(path).status_code for path in simple] == [200, 201, 200, 200]
