@@ -28,11 +28,14 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request as StarletteRequest
 from starlette.types import Receive, Scope, Send
 
+from ._openapi_docs import docs_app
+from .constants import DEFAULT_DOCS_URL, DEFAULT_OPENAPI_URL
 from .core.background import BackgroundTaskManager
 from .dependencies import Container, check_dependencies
 from .events import EventBus
 from .exceptions import TooManyPendingTasks
 from .http_limits import RequestLimits
+from .openapi import build_openapi
 from .queued_tasks import QueuedTasks
 from .responses import JSONResponse, Response
 from .routing import APP_SCOPE_KEY, Router, _RouteSpec
@@ -70,10 +73,17 @@ class QakeAPI(Router, TaskMiddleware):
         import_name: str | None = None,
         max_body_size: int | None = None,
         body_timeout: float | None = None,
+        title: str = "qakeapi",
+        version: str = "0.1.0",
+        description: str | None = None,
+        openapi_url: str | None = DEFAULT_OPENAPI_URL,
+        docs_url: str | None = DEFAULT_DOCS_URL,
     ) -> None:
         """``max_body_size`` (bytes, 0 = no limit) and ``body_timeout`` (seconds, 0 = none)
         default to ``QAKEAPI_MAX_BODY_SIZE`` / ``QAKEAPI_BODY_TIMEOUT``, else 1 MiB and 30 s:
-        see :class:`qakeapi.http_limits.RequestLimits`."""
+        see :class:`qakeapi.http_limits.RequestLimits`. ``title``, ``version`` and
+        ``description`` head the OpenAPI document served at ``openapi_url``, with Swagger UI at
+        ``docs_url`` (``None`` turns either off): see docs/openapi.md."""
         super().__init__()
         self.debug = debug
         self.events = EventBus()
@@ -97,6 +107,12 @@ class QakeAPI(Router, TaskMiddleware):
             lifespan=self._lifespan,
         )
         self._starlette.state.qakeapi = self
+        self.title, self.version, self.description = title, version, description
+        self._openapi_document: dict[str, Any] | None = None
+        router = self._starlette.router
+        router.default = docs_app(self.openapi, title=lambda: self.title,
+                                  openapi_url=openapi_url, docs_url=docs_url,
+                                  fallback=router.default)
         self._limits = RequestLimits(self._starlette, max_body_size, body_timeout)
         TaskMiddleware.__init__(self, self._enter)
 
@@ -113,6 +129,16 @@ class QakeAPI(Router, TaskMiddleware):
         route = spec.build()
         route.endpoint.container = self.container  # type: ignore[attr-defined]
         self._starlette.router.routes.append(route)
+        self._openapi_document = None
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the app's routes, built on first use (and again after a
+        route is added)."""
+        if self._openapi_document is None:
+            self._openapi_document = build_openapi(self.routes, title=self.title,
+                                                   version=self.version,
+                                                   description=self.description)
+        return self._openapi_document
 
     def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
         """Wrap the app in ``middleware_class(app, *args, **kwargs)`` (Starlette's CORS,

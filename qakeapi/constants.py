@@ -172,6 +172,19 @@ WATCH_DEFAULT_SECONDS = 2.0
 WATCH_MIN_SECONDS = 0.1
 """Shortest ``--interval`` accepted: faster refreshes only load the backend."""
 
+# --- OpenAPI and /docs ---------------------------------------------------------------
+OPENAPI_VERSION = "3.1.0"
+"""The OpenAPI version of the documents ``qakeapi.openapi.build_openapi`` writes."""
+DEFAULT_OPENAPI_URL = "/openapi.json"
+DEFAULT_DOCS_URL = "/docs"
+DOCS_EXTRA = "docs"
+"""The extra that installs Swagger UI for ``/docs``: ``pip install "qakeapi[docs]"``."""
+SWAGGER_UI_DISTRIBUTION = "swagger-ui-py"
+SWAGGER_UI_PACKAGE = "swagger_ui"
+"""Its import name: the package is located (``static/``), never imported."""
+DOCS_ASSET_MAX_AGE = 365 * 24 * 3600
+"""Seconds browsers may cache Swagger UI's files: their URLs name the package's version."""
+
 __all__ = sorted(name for name in tuple(globals()) if name.isupper())
 """Every named default above."""
 # --- web: WebSocket close codes (RFC 6455) ---------------------------------------------------

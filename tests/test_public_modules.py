@@ -22,6 +22,7 @@ PUBLIC_MODULES = (
     "qakeapi.exceptions",
     "qakeapi.http_limits",
     "qakeapi.metrics",
+    "qakeapi.openapi",
     "qakeapi.params",
     "qakeapi.queued_tasks",
     "qakeapi.queued_tasks.backends",
