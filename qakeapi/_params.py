@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import PydanticSchemaGenerationError, PydanticUndefinedAnnotation
 from pydantic_core import PydanticUndefined
+from starlette.background import BackgroundTasks
 from starlette.requests import HTTPConnection
 from starlette.responses import Response as _StarletteResponse
 from starlette.websockets import WebSocket as _StarletteWebSocket
@@ -36,6 +37,7 @@ from ._params_fields import (
     strip_optional,
 )
 from ._params_fill import (
+    BACKGROUND,
     BODY,
     CACHE_SCOPE_KEY,
     CONTAINER,
@@ -89,6 +91,8 @@ def _special(name: str, annotation: Any) -> str | None:
             return "request"
         if issubclass(annotation, _StarletteResponse):
             return "response"
+        if issubclass(annotation, BackgroundTasks):
+            return "background"
     if name == "request" and annotation in (_EMPTY, Any):
         return "request"
     if name == "websocket" and annotation in (_EMPTY, Any):
@@ -142,7 +146,8 @@ def plan_callable(
         special = None if marker is not None else _special(name, annotation)
         if special is not None:
             spec = ParamSpec(name, special, name, annotation, default is _EMPTY, default, None)
-            kind = {"request": REQUEST, "websocket": WEBSOCKET, "response": RESPONSE}[special]
+            kind = {"request": REQUEST, "websocket": WEBSOCKET, "response": RESPONSE,
+                    "background": BACKGROUND}[special]
             params.append(spec)
             steps.append((kind, spec, None))
             continue

@@ -29,7 +29,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from starlette.datastructures import UploadFile
 
-from .exceptions import HTTPException
+from .exceptions import RequestValidationError
 
 __all__ = [
     "BODY_SOURCES",
@@ -53,15 +53,6 @@ _SCALAR_TYPES = (int, float, str, bool, bytes, uuid.UUID, decimal.Decimal, datet
 _SEQUENCES = (list, set, frozenset, tuple)
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
-
-
-class RequestValidationError(HTTPException):
-    """422: parameters that could not be filled; ``errors`` (and ``detail``) list them in
-    FastAPI's shape, ``{"loc": [...], "msg": ..., "type": ..., "input": ...}``."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(422, errors)
-        self.errors = errors
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

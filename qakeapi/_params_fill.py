@@ -6,10 +6,13 @@ stack, errors collected into one 422. Planning is :mod:`qakeapi._params`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
+from starlette.background import BackgroundTasks
 from starlette.requests import HTTPConnection
 from starlette.responses import Response as _StarletteResponse
 
@@ -24,11 +27,14 @@ from ._params_fields import (
     RequestValidationError,
     missing_error,
 )
+from .core.background import add_background_task
 
 if TYPE_CHECKING:
     from .requests import Request
 
 __all__ = [
+    "BACKGROUND",
+    "BACKGROUND_SCOPE_KEY",
     "BODY",
     "CACHE_SCOPE_KEY",
     "CONTAINER",
@@ -45,11 +51,13 @@ __all__ = [
 
 CACHE_SCOPE_KEY = "qakeapi.dependency_cache"
 """Scope key: the values dependencies gave during this request, by dependency."""
+BACKGROUND_SCOPE_KEY = "qakeapi.background_tasks"
+"""Scope key: the ``BackgroundTasks`` given to FastAPI-style parameters in this request."""
 SUB_RESPONSE_SCOPE_KEY = "qakeapi.sub_response"
 """Scope key: the ``Response`` given to ``response: Response`` parameters in this request."""
 
 # Step kinds, in the order a request most often needs them.
-SCALAR, REQUEST, BODY, DEPENDS, CONTAINER, RESPONSE, WEBSOCKET = range(7)
+SCALAR, REQUEST, BODY, DEPENDS, CONTAINER, RESPONSE, WEBSOCKET, BACKGROUND = range(8)
 _FN_PLAIN, _FN_ASYNC, _FN_GEN, _FN_ASYNC_GEN = range(4)
 
 
@@ -69,6 +77,20 @@ class _Ctx:
     def cache(self) -> dict[Any, Any]:
         cache: dict[Any, Any] = self.request.scope.setdefault(CACHE_SCOPE_KEY, {})
         return cache
+
+    def background_tasks(self, cls: type[BackgroundTasks], owner: str) -> BackgroundTasks:
+        """The request's one ``BackgroundTasks``; what it holds is added as qakeapi
+        background tasks once the response is sent (none if the handler raised)."""
+        scope = self.request.scope
+        tasks: BackgroundTasks | None = scope.get(BACKGROUND_SCOPE_KEY)
+        if tasks is None:
+            if self.stack is None:
+                raise DependencyError(f"{owner!r} takes BackgroundTasks, and the caller gave "
+                                      f"no exit stack")
+            tasks = cls()
+            scope[BACKGROUND_SCOPE_KEY] = tasks
+            self.stack.push_async_exit(_add_after_response(tasks))
+        return tasks
 
     def sub_response(self) -> _StarletteResponse:
         scope = self.request.scope
@@ -111,10 +133,14 @@ class CallablePlan:
         self._fn_kind = _fn_kind(fn)
         body = self.body_params()
         self._body = BodyPlan(body, qualname(fn)) if body else None
-        self.has_teardown: bool = (self._body is not None and self._body.form) or any(
-            sub.has_teardown or sub._fn_kind in (_FN_GEN, _FN_ASYNC_GEN) for _, sub in subs)
-        """Some dependency in the tree yields, or a form's uploaded files are to be closed:
-        resolve() wants an exit stack, closed after the response."""
+        self.has_teardown: bool = (
+            (self._body is not None and self._body.form)
+            or any(p.source == "background" for p in params)
+            or any(sub.has_teardown or sub._fn_kind in (_FN_GEN, _FN_ASYNC_GEN)
+                   for _, sub in subs))
+        """Some dependency in the tree yields, a form's uploaded files are to be closed, or a
+        ``BackgroundTasks`` parameter's tasks added: resolve() wants an exit stack, closed
+        after the response."""
         self.uses_response: bool = self.response_param is not None or any(
             sub.uses_response for _, sub in subs)
         """Some ``response: Response`` parameter in the tree."""
@@ -167,7 +193,7 @@ class CallablePlan:
             return kwargs
         kwargs = {}
         for kind, spec, extra in self._steps:
-            if kind in (REQUEST, WEBSOCKET, RESPONSE):
+            if kind in (REQUEST, WEBSOCKET, RESPONSE, BACKGROUND):
                 raise DependencyError(f"{spec.name!r} needs a request, and there is none")
             if kind == CONTAINER:
                 kwargs[spec.name] = await container.resolve(extra.dependency, None)
@@ -218,8 +244,10 @@ class CallablePlan:
                     kwargs[spec.name] = value
             elif kind == CONTAINER:
                 kwargs[spec.name] = await self._container(ctx, extra)
-            else:
+            elif kind == RESPONSE:
                 kwargs[spec.name] = ctx.sub_response()
+            else:
+                kwargs[spec.name] = ctx.background_tasks(spec.annotation, qualname(self.fn))
         return kwargs
 
     @staticmethod
@@ -247,7 +275,8 @@ class CallablePlan:
         if kind == _FN_ASYNC:
             value = await fn(**kwargs)
         elif kind == _FN_PLAIN:
-            value = fn(**kwargs)
+            # In a worker thread, as FastAPI does: a sync dependency may block.
+            value = await anyio.to_thread.run_sync(functools.partial(fn, **kwargs))
             if inspect.isawaitable(value):
                 value = await value
         else:
@@ -259,9 +288,34 @@ class CallablePlan:
                 value = await stack.enter_async_context(
                     contextlib.asynccontextmanager(fn)(**kwargs))
             else:
-                value = stack.enter_context(contextlib.contextmanager(fn)(**kwargs))
+                manager = contextlib.contextmanager(fn)(**kwargs)
+                value = await anyio.to_thread.run_sync(manager.__enter__)
+                stack.push_async_exit(_exit_in_thread(manager))
         cache[fn] = value
         return value
+
+
+def _add_after_response(tasks: BackgroundTasks) -> Callable[..., Awaitable[bool]]:
+    """Adds what a FastAPI-style ``BackgroundTasks`` holds as qakeapi background tasks (they
+    start together once the app has returned), unless the request failed."""
+
+    async def exit_(exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None:
+            for task in tasks.tasks:
+                await add_background_task(task.func, *task.args, task_kwargs=task.kwargs)
+        return False
+
+    return exit_
+
+
+def _exit_in_thread(manager: contextlib.AbstractContextManager[Any]
+                    ) -> Callable[..., Awaitable[bool]]:
+    """The teardown of a sync generator dependency, run in a worker thread like its setup."""
+
+    async def exit_(exc_type: Any, exc: Any, tb: Any) -> bool:
+        return bool(await anyio.to_thread.run_sync(manager.__exit__, exc_type, exc, tb))
+
+    return exit_
 
 
 def _as_request(connection: HTTPConnection) -> Request:

@@ -4,6 +4,7 @@ Hierarchy::
 
     QakeAPIError
     ├── HTTPException                 (also starlette.exceptions.HTTPException)
+    │   └── RequestValidationError    422: invalid parameters, in FastAPI's shape
     ├── TaskNotFound                  (also KeyError)
     ├── TaskWaitTimeout               (also TimeoutError)
     ├── TaskFailedError               result() of a failed task
@@ -44,6 +45,7 @@ __all__ = [
     "NoRetry",
     "QakeAPIError",
     "QueueError",
+    "RequestValidationError",
     "Retry",
     "SerializationError",
     "TaskCancelledError",
@@ -69,6 +71,15 @@ class HTTPException(_StarletteHTTPException, QakeAPIError):
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(status_code=status_code, detail=detail, headers=headers)
+
+
+class RequestValidationError(HTTPException):
+    """422: request parameters that could not be filled; ``errors`` (and ``detail``) list
+    them in FastAPI's shape, ``{"loc": [...], "msg": ..., "type": ..., "input": ...}``."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(422, errors)
+        self.errors = errors
 
 
 class TaskNotFound(QakeAPIError, KeyError):

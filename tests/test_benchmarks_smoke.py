@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(("script", "expected"), [
     ("inprocess.py", ["ratio async:", "ratio sync:", "of the unbounded floor",
                       "of the bounded floor", "peak RSS qakeapi async run:"]),
-    ("http_requests.py", ["in-process", "uvicorn", "ratio target"]),
+    ("http_requests.py", ["in-process", "uvicorn", "ratio target", "JSON-body ratio target"]),
+    ("param_paths.py", ["per-request cost by parameters", "scalars", "json", "depends"]),
     ("fastapi_tasks.py", ["fastapi", "in-process", "uvicorn", "ratio target"]),
     ("sqlite_queue.py", ["drain, 1 worker process", "huey", "idle latency",
                          "write cost of the counts triggers and dashboard indexes"]),

@@ -13,6 +13,7 @@ from qakeapi._params import plan_callable
 from qakeapi.dependencies import DependencyError, check_dependencies
 from qakeapi.requests import Request
 from qakeapi.testing import AsyncTestClient, TestClient
+from qakeapi.websockets import WebSocket
 
 
 class Paging(BaseModel):
@@ -231,3 +232,27 @@ def test_depends_on_an_unresolvable_annotation_is_refused_at_registration() -> N
 
     with pytest.raises(TypeError, match="'thing': can't resolve the annotation 'Local'"):
         plan_callable(handler, path_params=())
+
+
+def test_startup_check_covers_websocket_routes_and_routers() -> None:
+    from qakeapi import Router
+
+    app = QakeAPI()
+
+    @app.websocket("/ws")
+    async def feed(websocket: WebSocket, db: NeedsArgs = Inject(NeedsArgs)) -> None:
+        await websocket.close()
+
+    with pytest.raises(DependencyError, match=r"feed' \(/ws\)"):
+        check_dependencies(app)
+
+    other = QakeAPI()
+    router = Router()
+
+    @router.get("/r")
+    async def routed(thing: Any = Inject("absent")) -> None:
+        return None
+
+    other.include_router(router, prefix="/api")
+    with pytest.raises(DependencyError, match=r"routed' \(/api/r\)"):
+        check_dependencies(other)

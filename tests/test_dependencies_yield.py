@@ -3,6 +3,7 @@ background tasks start; a handler's exception is thrown into them; sync and asyn
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -162,3 +163,38 @@ def test_yield_dependency_without_exit_stack_is_a_clear_error() -> None:
 
     with pytest.raises(DependencyError, match="yields, and the caller gave no exit stack"):
         anyio.run(run)
+
+
+THREADS: dict[str, int] = {}
+
+
+def sync_blocking() -> Iterator[str]:
+    THREADS["sync setup"] = threading.get_ident()
+    yield "x"
+    THREADS["sync teardown"] = threading.get_ident()
+
+
+def sync_plain() -> str:
+    THREADS["sync plain"] = threading.get_ident()
+    return "y"
+
+
+async def on_loop() -> str:
+    THREADS["loop"] = threading.get_ident()
+    return "z"
+
+
+def test_sync_dependencies_run_off_the_event_loop() -> None:
+    app = QakeAPI()
+
+    @app.get("/")
+    async def index(a: str = Depends(sync_blocking), b: str = Depends(sync_plain),
+                    c: str = Depends(on_loop)) -> str:
+        return a + b + c
+
+    THREADS.clear()
+    with TestClient(app) as client:
+        assert client.get("/").json() == "xyz"
+    assert set(THREADS) == {"sync setup", "sync teardown", "sync plain", "loop"}
+    for name in ("sync setup", "sync teardown", "sync plain"):
+        assert THREADS[name] != THREADS["loop"], name

@@ -263,3 +263,23 @@ def test_mutable_defaults_are_copied_per_request() -> None:
     with TestClient(app) as client:
         assert client.get("/tags").json() == [["seen"], [1]]
         assert client.get("/tags").json() == [["seen"], [1]]
+
+
+@pytest.mark.anyio
+async def test_resolve_raises_request_validation_error_with_the_errors() -> None:
+    from qakeapi import RequestValidationError
+    from qakeapi.dependencies import Container
+
+    async def handler(n: int, ids: list[int] = Query([])) -> None:
+        return None
+
+    plan = plan_callable(handler, path_params=())
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [],
+             "query_string": b"n=x&ids=1&ids=y"}
+    with pytest.raises(RequestValidationError) as caught:
+        await plan.resolve(Request(scope), Container())
+    assert caught.value.status_code == 422 and caught.value.detail == caught.value.errors
+    assert [(e["loc"], e["type"]) for e in caught.value.errors] == [
+        (["query", "n"], "int_parsing"), (["query", "ids", 1], "int_parsing")]
+    scope["query_string"] = b"n=3&ids=1&ids=2"
+    assert await plan.resolve(Request(scope), Container()) == {"n": 3, "ids": [1, 2]}
