@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request as StarletteRequest
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from ._openapi_docs import docs_app
@@ -38,7 +39,7 @@ from .http_limits import RequestLimits
 from .openapi import build_openapi
 from .queued_tasks import QueuedTasks
 from .responses import JSONResponse, Response
-from .routing import APP_SCOPE_KEY, Router, _RouteSpec
+from .routing import APP_SCOPE_KEY, Router
 from .tasks_asgi import TaskMiddleware, tasks_lifespan
 
 __all__ = ["QakeAPI"]
@@ -125,8 +126,7 @@ class QakeAPI(Router, TaskMiddleware):
         return self._limits.body_timeout
 
     # -- routes, middleware, hooks ---------------------------------------------------
-    def _on_added(self, spec: _RouteSpec) -> None:
-        route = spec.build()
+    def _on_added(self, route: BaseRoute) -> None:
         route.endpoint.container = self.container  # type: ignore[attr-defined]
         self._starlette.router.routes.append(route)
         self._openapi_document = None

@@ -31,7 +31,6 @@ from .routing import HandlerEndpoint, RouteOptions, Router
 
 if TYPE_CHECKING:
     from ._params import ParamSpec
-    from .routing import _RouteSpec
 
 __all__ = ["build_openapi"]
 
@@ -67,8 +66,7 @@ def build_openapi(
     collector = SchemaCollector()
     paths: dict[str, dict[str, Any]] = {}
     operations: list[tuple[dict[str, Any], RouteOptions, Route, str]] = []
-    served: Iterable[Any] = routes if not isinstance(routes, Router) else (
-        getattr(routes, "routes", None) or _router_routes(routes))  # an app has routes
+    served: Iterable[Any] = routes.routes if isinstance(routes, Router) else routes
     for route in served:
         if not isinstance(route, Route) or not isinstance(route.endpoint, HandlerEndpoint):
             continue  # mounts (the dashboard, static files) and WebSocket routes
@@ -95,23 +93,6 @@ def build_openapi(
     if components:
         document["components"] = {"schemas": components}
     return document
-
-
-class _RouteBuilder(Router):
-    """A router that keeps the routes an app would build from what it includes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.built: list[Any] = []
-
-    def _on_added(self, spec: _RouteSpec) -> None:
-        self.built.append(spec.build())
-
-
-def _router_routes(router: Router) -> list[Any]:
-    builder = _RouteBuilder()
-    builder.include_router(router)
-    return builder.built
 
 
 def _methods(route: Route) -> list[str]:

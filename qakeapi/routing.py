@@ -234,6 +234,12 @@ class Router:
         self.defaults = RouteOptions(tags=tuple(tags), responses=responses,
                                      deprecated=deprecated, include_in_schema=include_in_schema)
         self._specs: list[_RouteSpec] = []
+        self._routes: list[BaseRoute] = []
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The Starlette routes built from this router's handlers, in the order added."""
+        return list(self._routes)
 
     def route(self, path: str, methods: list[str], *, name: str | None = None,
               **options: Unpack[RouteKwargs]) -> Callable[[F], F]:
@@ -293,9 +299,10 @@ class Router:
                              RouteOptions(include_in_schema=False)))
 
     def _add(self, spec: _RouteSpec) -> None:
-        spec.build()  # fail early on bad handlers
+        route = spec.build()  # planned once, here: a bad handler fails when it is added
         self._specs.append(spec)
-        self._on_added(spec)
+        self._routes.append(route)
+        self._on_added(route)
 
     def include_router(self, router: Router, prefix: str = "") -> None:
         prefix = prefix.rstrip("/")
@@ -304,8 +311,8 @@ class Router:
             self._add(_RouteSpec(self.prefix + prefix + spec.path, spec.methods, spec.handler,
                                  spec.name, options))
 
-    def _on_added(self, spec: _RouteSpec) -> None:
-        """Hook for the app, which turns specs into Starlette routes."""
+    def _on_added(self, route: BaseRoute) -> None:
+        """Hook for the app, which serves each route as it is added."""
 
 
 def _check(path: str, handler: Callable[..., Any]) -> None:
