@@ -38,23 +38,6 @@ def _dump_model(result: Any) -> Any:
     return dump(mode="json")
 
 
-def to_response(result: Any) -> _StarletteResponse:
-    """A handler's return value as a response: JSON for data, ``(body, status)`` tuples."""
-    if isinstance(result, _StarletteResponse):
-        return result
-    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
-        body, status = result
-        if isinstance(body, _StarletteResponse):
-            body.status_code = status
-            return body
-        if isinstance(body, str):
-            return PlainTextResponse(body, status_code=status)
-        if status in _NO_BODY or status < 200:
-            return Response(status_code=status)
-        return JSONResponse(_dump_model(body), status_code=status)
-    return JSONResponse(_dump_model(result))
-
-
 class ResponseShaper:
     """How one route turns results into responses."""
 
@@ -111,3 +94,11 @@ class ResponseShaper:
             return Response(status_code=status)
         data = self.validate(body) if self.adapter is not None else _dump_model(body)
         return JSONResponse(data, status_code=status)
+
+
+_PLAIN = ResponseShaper("", None, None)
+
+
+def to_response(result: Any) -> _StarletteResponse:
+    """A handler's return value as a response: JSON for data, ``(body, status)`` tuples."""
+    return _PLAIN.respond(result)
