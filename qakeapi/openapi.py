@@ -67,7 +67,9 @@ def build_openapi(
     paths: dict[str, dict[str, Any]] = {}
     operations: list[tuple[dict[str, Any], RouteOptions, Route, str]] = []
     served: Iterable[Any] = routes.routes if isinstance(routes, Router) else routes
-    for route in served:
+    # A conditional route is documented only where no route without a condition serves
+    # its path and method (the one every client can reach).
+    for route in sorted(served, key=lambda r: getattr(r, "condition", None) is not None):
         if not isinstance(route, Route) or not isinstance(route.endpoint, HandlerEndpoint):
             continue  # mounts (the dashboard, static files) and WebSocket routes
         endpoint = route.endpoint

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 import anyio.to_thread
-from starlette.routing import BaseRoute, Route, WebSocketRoute, compile_path
+from starlette.routing import BaseRoute, Match, Route, WebSocketRoute, compile_path
 from starlette.types import Receive, Scope, Send
 
 from ._params import CallablePlan, merge_sub_response, plan_callable
@@ -69,6 +69,10 @@ class RouteOptions:
     include_in_schema: bool = True
     operation_id: str | None = None
     responses: Mapping[int, Any] | None = None
+    condition: Callable[[Request], bool] | None = None
+    """Serve the route only to requests for which ``condition(request)`` is true (headers,
+    query, path; no body): otherwise matching goes on to the next route, e.g. one for the
+    same path without a condition (QakeAPI 1.3.1's conditional routes)."""
 
     def __post_init__(self) -> None:
         status = self.status_code
@@ -79,6 +83,11 @@ class RouteOptions:
         if isinstance(self.tags, str):
             raise TypeError(f"tags must be a list of strings, got the string {self.tags!r}")
         object.__setattr__(self, "tags", tuple(self.tags))
+        condition = self.condition
+        if condition is not None and (
+                not callable(condition) or inspect.iscoroutinefunction(condition)):
+            raise TypeError(f"condition must be a plain function of the request (it runs "
+                            f"while routes are matched), got {condition!r}")
 
     def under(self, parent: RouteOptions) -> RouteOptions:
         """These options for a route of a router whose defaults are ``parent``."""
@@ -106,6 +115,7 @@ class RouteKwargs(TypedDict, total=False):
     include_in_schema: bool
     operation_id: str | None
     responses: Mapping[int, Any] | None
+    condition: Callable[[Request], bool] | None
 
 
 class HandlerEndpoint:
@@ -328,8 +338,28 @@ def build_route(path: str, handler: Callable[..., Any], methods: list[str], name
     _, _, convertors = compile_path(path)
     plan = plan_callable(handler, path_params=convertors.keys())
     endpoint = HandlerEndpoint(handler, plan, options)
+    condition = endpoint.options.condition
+    if condition is not None:
+        return _ConditionalRoute(path, condition, endpoint=endpoint, methods=methods, name=name,
+                                 include_in_schema=endpoint.options.include_in_schema)
     return Route(path, endpoint=endpoint, methods=methods, name=name,
                  include_in_schema=endpoint.options.include_in_schema)
+
+
+class _ConditionalRoute(Route):
+    """A route that matches only the requests its ``condition`` accepts."""
+
+    def __init__(self, path: str, condition: Callable[[Request], bool], **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self.condition = condition
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is Match.NONE:
+            return match, child_scope
+        if not self.condition(Request({**scope, **child_scope})):
+            return Match.NONE, {}
+        return match, child_scope
 
 
 def build_websocket_route(path: str, handler: Callable[..., Any], name: str) -> BaseRoute:

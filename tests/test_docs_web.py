@@ -98,3 +98,13 @@ def test_middleware_one_liners() -> None:
     with TestClient(ns["app"], base_url="http://evil.test") as client:
         refused = client.get("/report")
         assert (refused.status_code, refused.text) == (400, "Invalid host header")
+
+
+def test_routing_conditional_routes() -> None:
+    ns = run_block("docs/routing.md", "def is_mobile")
+    with TestClient(ns["app"]) as client:
+        phone = client.get("/home", headers={"user-agent": "Mozilla/5.0 (iPhone) Mobile"})
+        assert phone.json() == {"layout": "compact"}
+        assert client.get("/home", headers={"user-agent": "curl/8"}).json() == {"layout": "full"}
+        assert client.get("/openapi.json").json()["paths"]["/home"]["get"]["operationId"] == (
+            "home_home_get")
