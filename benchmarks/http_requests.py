@@ -1,5 +1,6 @@
 """Requests/s of an endpoint scheduling one background task: qakeapi vs bare Starlette
-(with Starlette's own BackgroundTasks), driven by the same load generator in the same run.
+(with Starlette's own BackgroundTasks), driven by the same load generator in the same run;
+then of an endpoint validating a Pydantic model from a JSON body: qakeapi vs FastAPI.
 
 (a) in-process: a minimal ASGI driver calling app(scope, receive, send), 64 at a time;
 (b) under uvicorn: each app served by its own uvicorn process, driven over loopback by
@@ -28,6 +29,7 @@ from typing import Any
 
 import http_apps
 import httpx
+import json_apps
 
 CONCURRENCY = 64
 SCOPE: dict[str, Any] = {
@@ -38,9 +40,17 @@ SCOPE: dict[str, Any] = {
 }
 
 
-async def drive_in_process(app: Any, n: int) -> float:
+JSON_SCOPE: dict[str, Any] = {
+    **SCOPE, "path": "/orders", "raw_path": b"/orders",
+    "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                (b"content-length", str(len(json_apps.BODY)).encode())],
+}
+
+
+async def drive_in_process(app: Any, n: int, scope: dict[str, Any] = SCOPE,
+                           body: bytes = b"") -> float:
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         return None
@@ -51,14 +61,15 @@ async def drive_in_process(app: Any, n: int) -> float:
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
-            await app(dict(SCOPE), receive, send)
+            await app(dict(scope), receive, send)
 
     start = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
     return n / (time.perf_counter() - start)
 
 
-async def in_process(app: Any, n: int) -> float:
+async def in_process(app: Any, n: int, scope: dict[str, Any] = SCOPE,
+                     body: bytes = b"") -> float:
     """Requests/s of ``app`` driven in-process, inside its lifespan (warmed up first)."""
     router = getattr(app, "router", None)
     if hasattr(app, "lifespan"):
@@ -68,8 +79,8 @@ async def in_process(app: Any, n: int) -> float:
     else:
         lifespan = contextlib.nullcontext()
     async with lifespan:
-        await drive_in_process(app, n // 10)
-        return await drive_in_process(app, n)
+        await drive_in_process(app, n // 10, scope, body)
+        return await drive_in_process(app, n, scope, body)
 
 
 def free_port() -> int:
@@ -79,10 +90,13 @@ def free_port() -> int:
 
 
 REQUEST = b"POST /order HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\n\r\n"
+JSON_REQUEST = (b"POST /orders HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(json_apps.BODY)) + json_apps.BODY
 
 
-async def one_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.write(REQUEST)
+async def one_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      request: bytes = REQUEST) -> None:
+    writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200"):
         raise RuntimeError(f"unexpected response: {head[:60]!r}")
@@ -93,18 +107,18 @@ async def one_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     await reader.readexactly(length)
 
 
-async def drive_server(port: int, n: int) -> float:
+async def drive_server(port: int, n: int, request: bytes = REQUEST) -> float:
     connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(CONCURRENCY)]
     try:
         for reader, writer in connections:
-            await one_request(reader, writer)
+            await one_request(reader, writer, request)
         remaining = n
 
         async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                await one_request(reader, writer)
+                await one_request(reader, writer, request)
 
         start = time.perf_counter()
         await asyncio.gather(*(client(r, w) for r, w in connections))
@@ -127,7 +141,7 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def under_uvicorn(target: str, n: int) -> float:
+def under_uvicorn(target: str, n: int, request: bytes = REQUEST) -> float:
     """Requests/s of ``target`` (``module:attribute`` in benchmarks/apps) under uvicorn."""
     port = free_port()
     server = subprocess.Popen(
@@ -138,14 +152,14 @@ def under_uvicorn(target: str, n: int) -> float:
         deadline = time.monotonic() + 20
         while True:
             try:
-                httpx.post(f"http://127.0.0.1:{port}/order", timeout=2)
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
                     raise RuntimeError("uvicorn did not start") from None
                 time.sleep(0.1)
         before = process_cpu_seconds(server.pid)
-        rate = asyncio.run(drive_server(port, n))
+        rate = asyncio.run(drive_server(port, n, request))
         after = process_cpu_seconds(server.pid)
         if before is not None and after is not None:
             SERVER_CPU_US.setdefault(target, []).append((after - before) / n * 1e6)
@@ -167,19 +181,21 @@ def median_of(rounds: int, names: tuple[str, str], measure: Any) -> tuple[float,
 
 
 def compare(names: tuple[str, str], apps: dict[str, Any], targets: dict[str, str],
-            args: argparse.Namespace) -> None:
+            args: argparse.Namespace, title: str = "one background task per request",
+            scope: dict[str, Any] = SCOPE, body: bytes = b"", request: bytes = REQUEST) -> None:
     """Print requests/s of both apps and the ratio second/first, in-process and under
     uvicorn, with the server CPU time per request."""
     n_local, n_server, rounds = (2_000, 500, 1) if args.quick else (20_000, 10_000, 7)
-    print(f"one background task per request (in-process N={n_local:,}, uvicorn N={n_server:,};"
+    print(f"{title} (in-process N={n_local:,}, uvicorn N={n_server:,};"
           f" median of alternating rounds)")
     print(f"{'driver':<12}{names[0]:>12}{names[1]:>12}{'ratio':>8}")
     first, second = median_of(
-        rounds, names, lambda name: asyncio.run(in_process(apps[name], n_local)))
+        rounds, names, lambda name: asyncio.run(in_process(apps[name], n_local, scope, body)))
     print(f"{'in-process':<12}{first:>12,.0f}{second:>12,.0f}{second / first:>8.2f}")
     SERVER_CPU_US.clear()
     first, second = median_of(
-        max(1, rounds - 2), names, lambda name: under_uvicorn(targets[name], n_server))
+        max(1, rounds - 2), names,
+        lambda name: under_uvicorn(targets[name], n_server, request))
     print(f"{'uvicorn':<12}{first:>12,.0f}{second:>12,.0f}{second / first:>8.2f}")
     if len(SERVER_CPU_US) == 2:
         cpu_first = statistics.median(SERVER_CPU_US[targets[names[0]]])
@@ -197,6 +213,14 @@ def main() -> None:
     compare(names, {"starlette": http_apps.starlette_app, "qakeapi": http_apps.qakeapi_app},
             {name: f"http_apps:{name}_app" for name in names}, args)
     print("ratio target >= 0.95")
+    print()
+    names = ("fastapi", "qakeapi")
+    compare(names, {"fastapi": json_apps.fastapi_json_app,
+                    "qakeapi": json_apps.qakeapi_json_app},
+            {name: f"json_apps:{name}_json_app" for name in names}, args,
+            title="JSON body validated into a Pydantic model", scope=JSON_SCOPE,
+            body=json_apps.BODY, request=JSON_REQUEST)
+    print("JSON-body ratio target >= 1.0 (qakeapi/fastapi)")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,33 @@ def drain_qakeapi(directory: Path, db: Path, processes: int) -> float:
         worker.wait(30)
 
 
+LEAN = ("DROP TRIGGER task_counts_insert; DROP TRIGGER task_counts_delete; "
+        "DROP TRIGGER task_counts_update; DROP INDEX tasks_named; DROP INDEX tasks_named_listed; "
+        "DROP INDEX tasks_oldest;")
+"""What schema 4 added for the dashboard: counts kept by triggers, the name and oldest-due
+indexes. A queue without them measures what they cost each write."""
+
+
+def write_cost(directory: Path, n: int, runs: int) -> tuple[float, float]:
+    """Median enqueue and drain (1 process) ratios, schema 4 against schema 4 without the
+    counts triggers and dashboard indexes, alternating runs."""
+    from qakeapi.queued_tasks.backends._sqlite_connect import open_connection
+
+    timings: dict[str, list[tuple[float, float]]] = {"full": [], "lean": []}
+    for run in range(runs):
+        for kind in ("full", "lean"):
+            db = directory / f"cost-{kind}-{run}.db"
+            conn = open_connection(str(db))
+            if kind == "lean":
+                conn.executescript(LEAN)
+            conn.close()
+            timings[kind].append((enqueue_qakeapi(directory, f"sqlite:///{db}", n),
+                                  drain_qakeapi(directory, db, 1)))
+    full, lean = (tuple(statistics.median(t[i] for t in timings[k]) for i in (0, 1))
+                  for k in ("full", "lean"))
+    return full[0] / lean[0], full[1] / lean[1]
+
+
 def huey_run(directory: Path, n: int) -> tuple[float, float]:
     db = directory / "huey.db"
     (directory / "hueyapp.py").write_text(textwrap.dedent(HUEY_APP.format(path=str(db))))
@@ -171,6 +198,10 @@ def main() -> None:
             print(f"{name:<38}{seconds:>9.2f}{n / seconds:>11,.0f}")
         print(f"drain ratio qakeapi/huey (1 process): {huey_drain / drain_1:.2f} "
               f"(target: >= 5,000 tasks/s and ahead of huey)")
+        enqueue_cost, drain_cost = write_cost(directory, n, 3)
+        print(f"write cost of the counts triggers and dashboard indexes (schema 4 against "
+              f"schema 4 without them, median of 3 alternating runs): enqueue "
+              f"{enqueue_cost:.2f}x, drain {drain_cost:.2f}x")
         lat = sorted(latency(directory, directory / "latency.db", samples))
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         print(f"idle latency add_task -> start: median {statistics.median(lat) * 1000:.1f} ms, "

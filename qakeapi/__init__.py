@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .app import QakeAPI
 from .core.background import BackgroundTaskManager, BackgroundTaskRef, add_background_task
-from .dependencies import Inject
+from .dependencies import Depends, Inject
 from .events import EventBus
 from .exceptions import (
     BackendUnavailable,
@@ -21,6 +21,7 @@ from .exceptions import (
     NoRetry,
     QakeAPIError,
     QueueError,
+    RequestValidationError,
     Retry,
     SerializationError,
     TaskCancelledError,
@@ -30,12 +31,14 @@ from .exceptions import (
     TaskWaitTimeout,
     TooManyPendingTasks,
 )
+from .params import Body, Cookie, File, Form, Header, Path, Query, UploadFile
 from .queued_tasks import QueuedTasks, QueueSettings, TaskRef, get_context, getLogger, set_context
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from .routing import Router
+from .routing import RouteOptions, Router
 from .tasks_asgi import TaskMiddleware, queued_tasks_dependency, tasks_lifespan
 from .types import TaskErrorInfo, TaskRecord, TaskStatus
+from .websockets import WebSocket, WebSocketDisconnect
 
 __version__ = "0.1.0"
 
@@ -43,25 +46,35 @@ __all__ = [
     "BackendUnavailable",
     "BackgroundTaskManager",
     "BackgroundTaskRef",
+    "Body",
     "ConfigurationError",
+    "Cookie",
     "CorruptTaskError",
+    "Depends",
     "EventBus",
+    "File",
+    "Form",
     "HTMLResponse",
     "HTTPException",
+    "Header",
     "Inject",
     "JSONResponse",
     "ManagerNotRunning",
     "MissingParentError",
     "NoRetry",
+    "Path",
     "PlainTextResponse",
     "QakeAPI",
     "QakeAPIError",
+    "Query",
     "QueueError",
     "QueueSettings",
     "QueuedTasks",
     "Request",
+    "RequestValidationError",
     "Response",
     "Retry",
+    "RouteOptions",
     "Router",
     "SerializationError",
     "TaskCancelledError",
@@ -75,6 +88,9 @@ __all__ = [
     "TaskStatus",
     "TaskWaitTimeout",
     "TooManyPendingTasks",
+    "UploadFile",
+    "WebSocket",
+    "WebSocketDisconnect",
     "__version__",
     "add_background_task",
     "getLogger",

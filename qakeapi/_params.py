@@ -1,216 +1,123 @@
 """Handler parameters, planned once per handler and filled per request.
 
-By name and annotation: ``request`` (or a ``Request`` annotation); path parameters; other
-scalars from the query string; a ``dict``/``list``/dataclass from the JSON body;
-``x: T = Inject(T)`` from the container. A value that is missing or can't be converted is
-reported as a 422 naming the parameter.
+By marker, name and annotation: ``request`` (or a ``Request``/``WebSocket`` annotation),
+``response: Response``; ``Query``/``Path``/``Header``/``Cookie``/``Body``/``Form``/``File``
+markers (:mod:`qakeapi.params`); path parameters by name; other scalars (and lists of them)
+from the query string; models, dataclasses, dicts and lists from the JSON body;
+``UploadFile`` from a multipart form; ``Inject(dep)``/``Depends(dep)`` from the app's
+container, or by calling the function ``dep`` with its own parameters (once per request,
+entering a generator on the request's exit stack). A value that is missing or invalid is
+reported in a 422 naming its location.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import inspect
-import math
-import types
 import typing
-import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 
-from starlette.requests import Request as _StarletteRequest
+from pydantic import PydanticSchemaGenerationError, PydanticUndefinedAnnotation
+from pydantic_core import PydanticUndefined
+from starlette.background import BackgroundTasks
+from starlette.requests import HTTPConnection
+from starlette.responses import Response as _StarletteResponse
+from starlette.websockets import WebSocket as _StarletteWebSocket
 
-from ._inject import DependencyError, InjectMarker, Resolver
-from .exceptions import HTTPException
+from ._inject import InjectMarker
+from ._params_fields import (
+    BODY_SOURCES,
+    FieldCheck,
+    ParamSpec,
+    RequestValidationError,
+    is_model_like,
+    is_scalar_like,
+    mentions_upload,
+    strip_optional,
+)
+from ._params_fill import (
+    BACKGROUND,
+    BODY,
+    CACHE_SCOPE_KEY,
+    CONTAINER,
+    DEPENDS,
+    REQUEST,
+    RESPONSE,
+    SCALAR,
+    SUB_RESPONSE_SCOPE_KEY,
+    WEBSOCKET,
+    CallablePlan,
+    merge_sub_response,
+    qualname,
+)
+from .params import BodyInfo, HeaderInfo, ParamInfo
 
-if TYPE_CHECKING:
-    from .requests import Request
+__all__ = [
+    "CACHE_SCOPE_KEY",
+    "SUB_RESPONSE_SCOPE_KEY",
+    "CallablePlan",
+    "ParamSpec",
+    "RequestValidationError",
+    "merge_sub_response",
+    "plan_callable",
+]
 
-__all__ = ["CallablePlan", "RequestValidationError", "plan_callable"]
-
-REQUEST, PATH, QUERY, BODY, INJECT = range(5)
-_MISSING: Any = inspect.Parameter.empty
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-class RequestValidationError(HTTPException):
-    """422: parameters that could not be filled; ``detail`` lists them."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(422, errors)
-        self.errors = errors
-
-
-def _to_bool(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"{raw!r} is not a boolean")
-
-
-def _to_finite_float(raw: str) -> float:
-    value = float(raw)
-    if not math.isfinite(value):
-        raise ValueError(f"{raw!r} is not a finite number")
-    return value
-
-
-def _is_json_type(content_type: str | None) -> bool:
-    if content_type is None:
-        return True
-    media = content_type.partition(";")[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json"))
-
-
-_SCALARS: dict[Any, Callable[[str], Any]] = {
-    int: int,
-    float: _to_finite_float,
-    str: str,
-    bool: _to_bool,
-    uuid.UUID: uuid.UUID,
-}
+_EMPTY: Any = inspect.Parameter.empty
 
 
-def _strip_optional(annotation: Any) -> tuple[Any, bool]:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return annotation, False
+def _split_annotated(annotation: Any) -> tuple[Any, Any]:
+    """``Annotated[T, Query(...), x]`` as ``(Annotated[T, x], Query(...))``."""
+    if typing.get_origin(annotation) is not Annotated:
+        return annotation, None
+    base, *extras = typing.get_args(annotation)
+    marker = None
+    rest = []
+    for extra in extras:
+        if marker is None and isinstance(extra, ParamInfo | InjectMarker):
+            marker = extra
+        else:
+            rest.append(extra)
+    if marker is None:
+        return annotation, None
+    return (Annotated[(base, *rest)] if rest else base), marker
 
 
-def _is_body_type(annotation: Any) -> bool:
-    base = typing.get_origin(annotation) or annotation
-    return base in (dict, list) or dataclasses.is_dataclass(base)
+def _special(name: str, annotation: Any) -> str | None:
+    if isinstance(annotation, type):
+        if issubclass(annotation, _StarletteWebSocket):
+            return "websocket"
+        if issubclass(annotation, HTTPConnection):
+            return "request"
+        if issubclass(annotation, _StarletteResponse):
+            return "response"
+        if issubclass(annotation, BackgroundTasks):
+            return "background"
+    if name == "request" and annotation in (_EMPTY, Any):
+        return "request"
+    if name == "websocket" and annotation in (_EMPTY, Any):
+        return "websocket"
+    return None
 
 
-def _is_request_type(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, _StarletteRequest)
-
-
-@dataclasses.dataclass(slots=True)
-class _Param:
-    name: str
-    kind: int
-    annotation: Any
-    default: Any
-    convert: Callable[[Any], Any] | None = None
-
-    @property
-    def required(self) -> bool:
-        return self.default is _MISSING
-
-
-def _build_body(annotation: Any, value: Any) -> Any:
-    base = typing.get_origin(annotation) or annotation
-    if base is dict and not isinstance(value, dict):
-        raise ValueError("expected a JSON object")
-    if base is list and not isinstance(value, list):
-        raise ValueError("expected a JSON array")
-    if dataclasses.is_dataclass(base) and isinstance(base, type):
-        if not isinstance(value, dict):
-            raise ValueError("expected a JSON object")
-        names = {f.name for f in dataclasses.fields(base)}
-        extra = sorted(set(value) - names)
-        if extra:
-            raise ValueError(f"unexpected field(s): {', '.join(extra)}")
-        try:
-            return base(**value)
-        except TypeError as exc:
-            raise ValueError(str(exc)) from None
-    return value
-
-
-class CallablePlan:
-    """How to fill one callable's parameters."""
-
-    __slots__ = ("body_params", "has_http", "needs_body", "params", "request_only")
-
-    def __init__(self, params: list[_Param]) -> None:
-        self.params = params
-        self.request_only: str | None = (
-            params[0].name if len(params) == 1 and params[0].kind == REQUEST else None
-        )
-        """The parameter's name when the request is all the callable takes."""
-        self.body_params = [p for p in params if p.kind == BODY]
-        self.needs_body = bool(self.body_params)
-        self.has_http = any(p.kind in (PATH, QUERY, BODY) for p in params)
-
-    async def resolve(self, request: Request, container: Resolver) -> dict[str, Any]:
-        """Keyword arguments for a request; raises RequestValidationError (422) or
-        HTTPException (400, malformed body)."""
-        kwargs: dict[str, Any] = {}
-        errors: list[dict[str, Any]] = []
-        body: Any = _MISSING
-        if self.needs_body:
-            raw = await request.body()
-            if raw:
-                content_type = request.headers.get("content-type")
-                if not _is_json_type(content_type):
-                    raise RequestValidationError([{
-                        "loc": ["body"],
-                        "msg": f"expected a JSON body (Content-Type: application/json), "
-                               f"got Content-Type {content_type!r}"}])
-                body = await request.json()
-        for p in self.params:
-            kind = p.kind
-            if kind == REQUEST:
-                kwargs[p.name] = request
-            elif kind == INJECT:
-                kwargs[p.name] = await container.resolve(p.default.dependency, request)
-            elif kind in (PATH, QUERY):
-                source = request.path_params if kind == PATH else request.query_params
-                raw_value = source.get(p.name, _MISSING)
-                if raw_value is _MISSING:
-                    if p.required:
-                        errors.append(_error(kind, p.name, "field required"))
-                    else:
-                        kwargs[p.name] = p.default
-                    continue
-                try:
-                    kwargs[p.name] = p.convert(raw_value) if p.convert else raw_value
-                except (ValueError, TypeError) as exc:
-                    errors.append(_error(kind, p.name, f"invalid value: {exc}"))
-            else:
-                value = body
-                if len(self.body_params) > 1:
-                    value = body.get(p.name, _MISSING) if isinstance(body, dict) else _MISSING
-                if value is _MISSING:
-                    if p.required:
-                        errors.append(_error(BODY, p.name, "field required"))
-                    else:
-                        kwargs[p.name] = p.default
-                    continue
-                try:
-                    kwargs[p.name] = _build_body(p.annotation, value)
-                except ValueError as exc:
-                    errors.append(_error(BODY, p.name, str(exc)))
-        if errors:
-            raise RequestValidationError(errors)
-        return kwargs
-
-    async def resolve_dependencies(
-        self, request: Request | None, container: Resolver
-    ) -> dict[str, Any]:
-        """Keyword arguments for a dependency factory (request and Inject parameters only)."""
-        kwargs: dict[str, Any] = {}
-        for p in self.params:
-            if p.kind == REQUEST:
-                if request is None:
-                    raise DependencyError(f"{p.name!r} needs a request, and there is none")
-                kwargs[p.name] = request
-            elif p.kind == INJECT:
-                kwargs[p.name] = await container.resolve(p.default.dependency, request)
-        return kwargs
-
-
-def _error(kind: int, name: str, msg: str) -> dict[str, Any]:
-    where = {PATH: "path", QUERY: "query", BODY: "body"}[kind]
-    return {"loc": [where, name], "msg": msg}
+def _hints(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+    """The parameters' annotations, resolved one by one when they can't be all at once (a
+    name defined in an enclosing function, under ``from __future__ import annotations``)."""
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except Exception:
+        pass
+    namespace = dict(getattr(fn, "__globals__", {}))
+    if inspect.isfunction(fn):
+        namespace.update(inspect.getclosurevars(fn).nonlocals)
+    hints: dict[str, Any] = {}
+    for name, parameter in signature.parameters.items():
+        annotation = parameter.annotation
+        if isinstance(annotation, str):
+            with contextlib.suppress(Exception):  # left as text: refused below if it matters
+                annotation = eval(annotation, namespace)
+        hints[name] = annotation
+    return hints
 
 
 def plan_callable(
@@ -218,42 +125,115 @@ def plan_callable(
 ) -> CallablePlan:
     """Plan ``fn``'s parameters. Raises TypeError for a parameter that can never be filled."""
     path_names = set(path_params)
+    owner = qualname(fn)
     signature = inspect.signature(fn)
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        hints = {}
-    params: list[_Param] = []
+    hints = _hints(fn, signature)
+    params: list[ParamSpec] = []
+    steps: list[tuple[int, ParamSpec, Any]] = []
     for name, parameter in signature.parameters.items():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
-        annotation = hints.get(name, parameter.annotation)
+        annotation, marker = _split_annotated(hints.get(name, parameter.annotation))
         default = parameter.default
-        if isinstance(default, InjectMarker):
-            params.append(_Param(name, INJECT, annotation, default))
+        if marker is None and isinstance(default, ParamInfo | InjectMarker):
+            marker, default = default, _EMPTY
+        if isinstance(marker, InjectMarker):
+            spec = ParamSpec(name, "inject", name, annotation, False, marker, None)
+            step = _plan_inject(owner, name, marker, annotation, path_names, allow_http_params)
+            params.append(spec)
+            steps.append((step[0], spec, step[1]))
             continue
-        if name == "request" or _is_request_type(annotation):
-            params.append(_Param(name, REQUEST, annotation, default))
+        special = None if marker is not None else _special(name, annotation)
+        if special is not None:
+            spec = ParamSpec(name, special, name, annotation, default is _EMPTY, default, None)
+            kind = {"request": REQUEST, "websocket": WEBSOCKET, "response": RESPONSE,
+                    "background": BACKGROUND}[special]
+            params.append(spec)
+            steps.append((kind, spec, None))
             continue
         if not allow_http_params:
-            if default is _MISSING:
-                raise TypeError(
-                    f"dependency {getattr(fn, '__qualname__', fn)!r}: parameter {name!r} "
-                    f"can't be filled (use request or Inject(...))"
-                )
+            if default is _EMPTY:
+                raise TypeError(f"dependency {owner!r}: parameter {name!r} can't be filled "
+                                f"(use request or Inject(...))")
             continue
-        inner, optional = _strip_optional(annotation)
-        if optional and default is _MISSING:
-            default = None
-        if name in path_names:
-            params.append(_Param(name, PATH, inner, default, _SCALARS.get(inner)))
-        elif _is_body_type(inner):
-            params.append(_Param(name, BODY, inner, default))
-        elif inner is _MISSING or inner is Any or inner in _SCALARS:
-            params.append(_Param(name, QUERY, inner, default, _SCALARS.get(inner)))
+        spec = _http_spec(owner, name, annotation, default, marker, path_names)
+        params.append(spec)
+        if spec.source in BODY_SOURCES:
+            _check_type(owner, spec)
+            steps.append((BODY, spec, None))
         else:
-            raise TypeError(
-                f"handler {getattr(fn, '__qualname__', fn)!r}: can't fill parameter {name!r} "
-                f"of type {inner!r} (use a scalar, dict, list, dataclass, request or Inject)"
-            )
-    return CallablePlan(params)
+            steps.append((SCALAR, spec, _field_check(owner, spec)))
+    return CallablePlan(fn, params, steps)
+
+
+def _plan_inject(owner: str, name: str, marker: InjectMarker, annotation: Any,
+                 path_names: set[str], allow_http_params: bool) -> tuple[int, Any]:
+    dependency = marker.dependency
+    if dependency is None:
+        if annotation is _EMPTY:
+            raise TypeError(f"handler {owner!r}: Depends() on parameter {name!r} needs an "
+                            f"annotation or a dependency")
+        dependency = strip_optional(annotation)[0]
+        if isinstance(dependency, str | typing.ForwardRef):
+            raise TypeError(f"handler {owner!r}: Depends() on parameter {name!r}: can't "
+                            f"resolve the annotation {dependency!r}")
+        marker = InjectMarker(dependency, marker.use_cache)
+    if callable(dependency) and not isinstance(dependency, type):
+        sub = plan_callable(dependency, path_params=path_names,
+                            allow_http_params=allow_http_params)
+        return DEPENDS, (marker, sub)
+    return CONTAINER, marker
+
+
+def _http_spec(owner: str, name: str, annotation: Any, default: Any, marker: ParamInfo | None,
+               path_names: set[str]) -> ParamSpec:
+    if annotation is _EMPTY:
+        annotation = str if marker is None or marker.source != "body" else Any
+    if marker is not None:
+        source = marker.source
+        if default is _EMPTY:
+            default = marker.default
+        if default is PydanticUndefined:
+            default = _EMPTY
+        alias = marker.alias or name
+        if isinstance(marker, HeaderInfo) and marker.alias is None and marker.convert_underscores:
+            alias = name.replace("_", "-")
+        required = default is _EMPTY and marker.default_factory is None
+        embed = isinstance(marker, BodyInfo) and marker.embed
+        if source == "header":
+            alias = alias.lower()
+        if source == "path":
+            required = True
+        return ParamSpec(name, source, alias, annotation, required,
+                         None if default is _EMPTY else default, marker, embed)
+    if name in path_names:
+        source = "path"
+    elif mentions_upload(annotation):
+        source = "file"
+    elif is_scalar_like(annotation) and not is_model_like(annotation):
+        source = "query"
+    else:
+        source = "body"
+    if default is _EMPTY and strip_optional(annotation)[1] and source != "path":
+        default = None  # ``x: T | None`` without a default is optional, as it always was here
+    required = default is _EMPTY or source == "path"
+    return ParamSpec(name, source, name, annotation, required,
+                     None if default is _EMPTY else default, None)
+
+
+def _check_type(owner: str, spec: ParamSpec) -> None:
+    try:
+        if isinstance(spec.annotation, str | typing.ForwardRef):
+            raise PydanticUndefinedAnnotation(str(spec.annotation), "unresolved")
+        FieldCheck(spec)
+    except (PydanticSchemaGenerationError, PydanticUndefinedAnnotation):
+        raise TypeError(
+            f"handler {owner!r}: can't fill parameter {spec.name!r} of type "
+            f"{spec.annotation!r} (use a scalar, a Pydantic model, a dataclass, dict, list, "
+            f"request or Inject)") from None
+
+
+def _field_check(owner: str, spec: ParamSpec) -> FieldCheck:
+    _check_type(owner, spec)
+    return FieldCheck(spec)
+

@@ -20,20 +20,26 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request as StarletteRequest
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
+from ._openapi_docs import docs_app
+from .constants import DEFAULT_DOCS_URL, DEFAULT_OPENAPI_URL
 from .core.background import BackgroundTaskManager
-from .dependencies import Container
+from .dependencies import Container, check_dependencies
 from .events import EventBus
 from .exceptions import TooManyPendingTasks
 from .http_limits import RequestLimits
+from .openapi import build_openapi
 from .queued_tasks import QueuedTasks
 from .responses import JSONResponse, Response
-from .routing import APP_SCOPE_KEY, Router, _RouteSpec, build_route
+from .routing import APP_SCOPE_KEY, Router
 from .tasks_asgi import TaskMiddleware, tasks_lifespan
 
 __all__ = ["QakeAPI"]
@@ -43,6 +49,10 @@ logger = logging.getLogger("qakeapi.app")
 HANDLED_ERROR_KEY = "qakeapi.handled_error"
 """Scope key: the exception ``_server_error`` logged (it is re-raised to the app after the
 500 response was sent, and must not be raised to the server a second time)."""
+RAISE_SERVER_EXCEPTIONS_KEY = "qakeapi.raise_server_exceptions"
+"""Scope key a test client sets: after the 500 response, the exception is raised to it (as
+Starlette's ``ServerErrorMiddleware`` does) instead of being kept from the server."""
+ExceptionHandler = Callable[[StarletteRequest, Any], Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -64,10 +74,17 @@ class QakeAPI(Router, TaskMiddleware):
         import_name: str | None = None,
         max_body_size: int | None = None,
         body_timeout: float | None = None,
+        title: str = "qakeapi",
+        version: str = "0.1.0",
+        description: str | None = None,
+        openapi_url: str | None = DEFAULT_OPENAPI_URL,
+        docs_url: str | None = DEFAULT_DOCS_URL,
     ) -> None:
         """``max_body_size`` (bytes, 0 = no limit) and ``body_timeout`` (seconds, 0 = none)
         default to ``QAKEAPI_MAX_BODY_SIZE`` / ``QAKEAPI_BODY_TIMEOUT``, else 1 MiB and 30 s:
-        see :class:`qakeapi.http_limits.RequestLimits`."""
+        see :class:`qakeapi.http_limits.RequestLimits`. ``title``, ``version`` and
+        ``description`` head the OpenAPI document served at ``openapi_url``, with Swagger UI at
+        ``docs_url`` (``None`` turns either off): see docs/openapi.md."""
         super().__init__()
         self.debug = debug
         self.events = EventBus()
@@ -77,6 +94,7 @@ class QakeAPI(Router, TaskMiddleware):
         self.queued_tasks = QueuedTasks(queue_url)
         self.container.register(QueuedTasks, self.queued_tasks)
         self.container.register_factory(BackgroundTaskManager, BackgroundTaskManager)
+        self._error_handler: ExceptionHandler | None = None
         self._startup: list[Callable[[], Any]] = []
         self._shutdown: list[Callable[[], Any]] = []
         self._starlette = Starlette(
@@ -90,6 +108,12 @@ class QakeAPI(Router, TaskMiddleware):
             lifespan=self._lifespan,
         )
         self._starlette.state.qakeapi = self
+        self.title, self.version, self.description = title, version, description
+        self._openapi_document: dict[str, Any] | None = None
+        router = self._starlette.router
+        router.default = docs_app(self.openapi, title=lambda: self.title,
+                                  openapi_url=openapi_url, docs_url=docs_url,
+                                  fallback=router.default)
         self._limits = RequestLimits(self._starlette, max_body_size, body_timeout)
         TaskMiddleware.__init__(self, self._enter)
 
@@ -102,13 +126,68 @@ class QakeAPI(Router, TaskMiddleware):
         return self._limits.body_timeout
 
     # -- routes, middleware, hooks ---------------------------------------------------
-    def _on_added(self, spec: _RouteSpec) -> None:
-        route = build_route(spec.path, spec.handler, spec.methods, spec.name)
+    def _on_added(self, route: BaseRoute) -> None:
         route.endpoint.container = self.container  # type: ignore[attr-defined]
         self._starlette.router.routes.append(route)
+        self._openapi_document = None
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the app's routes, built on first use (and again after a
+        route is added)."""
+        if self._openapi_document is None:
+            self._openapi_document = build_openapi(self.routes, title=self.title,
+                                                   version=self.version,
+                                                   description=self.description)
+        return self._openapi_document
 
     def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        """Wrap the app in ``middleware_class(app, *args, **kwargs)`` (Starlette's CORS,
+        GZip, TrustedHost..., or any ASGI middleware); the last added runs first."""
         self._starlette.add_middleware(middleware_class, *args, **kwargs)
+
+    def middleware(self, middleware_type: str) -> Callable[[F], F]:
+        """``@app.middleware("http")`` on ``async def mw(request, call_next) -> Response``
+        (Starlette's ``BaseHTTPMiddleware``)."""
+        if middleware_type != "http":
+            raise ValueError(f'only @app.middleware("http") exists, got {middleware_type!r}')
+
+        def decorator(dispatch: F) -> F:
+            if not inspect.iscoroutinefunction(dispatch):
+                raise TypeError(f"middleware {dispatch!r} must be an async function "
+                                f"(request, call_next)")
+            self.add_middleware(BaseHTTPMiddleware, dispatch=dispatch)
+            return dispatch
+
+        return decorator
+
+    def exception_handler(self, exc_class_or_status_code: type[Exception] | int,
+                          ) -> Callable[[F], F]:
+        """``@app.exception_handler(ValueError)`` (or a status code such as 404) on
+        ``(request, exc) -> Response`` (sync or async)."""
+        def decorator(handler: F) -> F:
+            self.add_exception_handler(exc_class_or_status_code, handler)
+            return handler
+
+        return decorator
+
+    def add_exception_handler(self, exc_class_or_status_code: type[Exception] | int,
+                              handler: ExceptionHandler) -> None:
+        """Answer ``exc_class_or_status_code`` with ``handler(request, exc)``. A handler for
+        ``Exception`` or 500 answers server errors, which are still logged first."""
+        if self._starlette.middleware_stack is not None:
+            raise RuntimeError("add exception handlers before the app starts")
+        key = exc_class_or_status_code
+        if isinstance(key, bool) or not (
+                isinstance(key, int) or (isinstance(key, type)
+                                         and issubclass(key, Exception))):
+            raise TypeError(f"an exception handler is for an exception class or an HTTP "
+                            f"status code, got {key!r}")
+        if not callable(handler):
+            raise TypeError(f"exception handler {handler!r} must be callable")
+        if key in (500, Exception):
+            self._error_handler = handler
+        else:
+            self._starlette.add_exception_handler(key, handler)
 
     def mount(self, path: str, app: Any, name: str | None = None) -> None:
         self._starlette.mount(path, app, name=name)
@@ -157,6 +236,7 @@ class QakeAPI(Router, TaskMiddleware):
             yield
 
     async def _run_startup_hooks(self) -> None:
+        check_dependencies(self)  # a missing provider stops the start, naming the handler
         for hook in self._startup:
             try:
                 await _call_hook(hook)
@@ -183,12 +263,17 @@ class QakeAPI(Router, TaskMiddleware):
         logger.warning("%s %s refused: %s", request.method, request.url.path, exc)
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"retry-after": "1"})
 
-    async def _server_error(self, request: StarletteRequest, exc: Exception) -> Response:
-        request.scope[HANDLED_ERROR_KEY] = exc
+    async def _server_error(self, request: StarletteRequest, exc: Exception) -> Any:
+        if not request.scope.get(RAISE_SERVER_EXCEPTIONS_KEY):
+            request.scope[HANDLED_ERROR_KEY] = exc  # else the test client raises it
         logger.error(
             "%s %s failed", request.method, request.url.path, exc_info=(type(exc), exc,
                                                                          exc.__traceback__)
         )
+        if self._error_handler is not None:
+            if inspect.iscoroutinefunction(self._error_handler):
+                return await self._error_handler(request, exc)
+            return await anyio.to_thread.run_sync(self._error_handler, request, exc)
         body: dict[str, Any] = {"detail": "Internal Server Error"}
         if self.debug:
             body["error"] = {
@@ -209,6 +294,8 @@ class QakeAPI(Router, TaskMiddleware):
                 return self._limits.guard(scope, receive, send)
             if needs is not False:
                 return self._limits.refuse(scope, receive, send, needs)
+        elif scope["type"] == "websocket":
+            scope[APP_SCOPE_KEY] = self
         return self._starlette(scope, receive, send)
 
     def _answered(self, scope: Scope, exc: BaseException) -> bool:

@@ -150,18 +150,19 @@ DASHBOARD_STREAM_SECONDS = 10.0
 shutting down waits for open responses, so no page holds it up for longer."""
 DASHBOARD_PAGE_SIZE = 50
 """Tasks per page of the dashboard's task list."""
-DASHBOARD_NAME_SCAN_LIMIT = 5_000
-"""Most records the task list reads to fill one page filtered by name (the storage API has
-no name filter); the page says when it stopped early."""
+DASHBOARD_NAME_MAX_CHARS = 500
+"""Longest task name the task list's name filter accepts."""
 DASHBOARD_RECENT_SAMPLE = 200
-"""Newest tasks the overview reads (one first-page read) for its one-hour chart and for what
-each worker runs."""
+"""Newest tasks the overview reads (one first-page read) for its one-hour chart, and most
+running tasks it reads to show what each worker runs."""
 DASHBOARD_CHART_BUCKETS = 12
 """Bars of the overview's one-hour chart (five minutes each)."""
 DASHBOARD_GRAPH_TASKS = 50
 """Most parents and most children a task page lists."""
 DASHBOARD_LOG_LINES = 500
 """Most log lines a task page shows."""
+TASK_PAGE_MAX = 1_000
+"""Most tasks one ``page()`` of a queue returns (``limit`` above it is refused)."""
 DASHBOARD_COOKIE = "qakeapi_dashboard"
 DASHBOARD_CSRF_COOKIE = "qakeapi_dashboard_csrf"
 DASHBOARD_TOKEN_HEADER = "X-Dashboard-Token"
@@ -183,5 +184,25 @@ WATCH_DEFAULT_SECONDS = 2.0
 WATCH_MIN_SECONDS = 0.1
 """Shortest ``--interval`` accepted: faster refreshes only load the backend."""
 
+# --- OpenAPI and /docs ---------------------------------------------------------------
+OPENAPI_VERSION = "3.1.0"
+"""The OpenAPI version of the documents ``qakeapi.openapi.build_openapi`` writes."""
+DEFAULT_OPENAPI_URL = "/openapi.json"
+DEFAULT_DOCS_URL = "/docs"
+DOCS_EXTRA = "docs"
+"""The extra that installs Swagger UI for ``/docs``: ``pip install "qakeapi[docs]"``."""
+SWAGGER_UI_DISTRIBUTION = "swagger-ui-py"
+SWAGGER_UI_PACKAGE = "swagger_ui"
+"""Its import name: the package is located (``static/``), never imported."""
+DOCS_ASSET_MAX_AGE = 365 * 24 * 3600
+"""Seconds browsers may cache Swagger UI's files: their URLs name the package's version."""
+
 __all__ = sorted(name for name in tuple(globals()) if name.isupper())
 """Every named default above."""
+# --- web: WebSocket close codes (RFC 6455) ---------------------------------------------------
+WS_CLOSE_NORMAL = 1000
+"""A WebSocket whose handler returned without closing it is closed so."""
+WS_CLOSE_POLICY_VIOLATION = 1008
+"""A WebSocket whose parameters can't be filled (or a dependency refused) is closed so."""
+WS_CLOSE_INTERNAL_ERROR = 1011
+"""A WebSocket whose handler raised is closed so."""

@@ -4,6 +4,7 @@ Hierarchy::
 
     QakeAPIError
     ├── HTTPException                 (also starlette.exceptions.HTTPException)
+    │   └── RequestValidationError    422: invalid parameters, in FastAPI's shape
     ├── TaskNotFound                  (also KeyError)
     ├── TaskWaitTimeout               (also TimeoutError)
     ├── TaskFailedError               result() of a failed task
@@ -16,7 +17,8 @@ Hierarchy::
         ├── TaskNotRegistered         a function a worker may not or cannot run
         ├── MissingParentError        (also KeyError) parent= names no task
         ├── BackendUnavailable        (also ConnectionError) backend unreachable / unusable
-        └── CorruptTaskError          a stored task that can't be decoded
+        ├── CorruptTaskError          a stored task that can't be decoded
+        └── InvalidCursor             (also ValueError) a page cursor this listing can't use
 
 Control flow inside a queued task (not errors)::
 
@@ -37,11 +39,13 @@ __all__ = [
     "ConfigurationError",
     "CorruptTaskError",
     "HTTPException",
+    "InvalidCursor",
     "ManagerNotRunning",
     "MissingParentError",
     "NoRetry",
     "QakeAPIError",
     "QueueError",
+    "RequestValidationError",
     "Retry",
     "SerializationError",
     "TaskCancelledError",
@@ -67,6 +71,15 @@ class HTTPException(_StarletteHTTPException, QakeAPIError):
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(status_code=status_code, detail=detail, headers=headers)
+
+
+class RequestValidationError(HTTPException):
+    """422: request parameters that could not be filled; ``errors`` (and ``detail``) list
+    them in FastAPI's shape, ``{"loc": [...], "msg": ..., "type": ..., "input": ...}``."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(422, errors)
+        self.errors = errors
 
 
 class TaskNotFound(QakeAPIError, KeyError):
@@ -140,6 +153,11 @@ class BackendUnavailable(QueueError, ConnectionError):
 
 class CorruptTaskError(QueueError):
     """A stored task that can't be decoded."""
+
+
+class InvalidCursor(QueueError, ValueError):
+    """A page cursor that is garbage, was altered, or belongs to another listing (another
+    backend or other filters). Start again from the first page."""
 
 
 class Retry(Exception):

@@ -4,6 +4,11 @@ Each handler becomes a :class:`HandlerEndpoint`, an ASGI app that fills the hand
 parameters (planned once, see :mod:`qakeapi._params`), runs it (plain functions in a worker
 thread) and turns its return value into a response. When the handler raises, the tasks it
 added during the request are dropped.
+
+Route options (:class:`RouteOptions`: ``status_code=``, ``response_model=``, OpenAPI fields)
+are keyword arguments of every route decorator. A route without ``status_code``,
+``response_model``, a ``response`` parameter or a ``yield`` dependency takes the short path
+of the old endpoint: a returned ``dict``/``list`` is sent without a response object.
 """
 
 from __future__ import annotations
@@ -11,23 +16,37 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 import anyio.to_thread
-from starlette.routing import BaseRoute, Route, compile_path
+from starlette.routing import BaseRoute, Match, Route, WebSocketRoute, compile_path
 from starlette.types import Receive, Scope, Send
 
-from ._params import CallablePlan, plan_callable
+from ._params import CallablePlan, merge_sub_response, plan_callable
+from ._responding import ResponseShaper, ResponseValidationError, to_response
+from ._websocket import WebSocketEndpoint
 from .core._request_tasks import current_request_tasks
 from .dependencies import DependencyError
 from .requests import Request
-from .responses import JSONResponse, PlainTextResponse, Response, send_json
+from .responses import send_json
 
 if TYPE_CHECKING:
     from .dependencies import Container
 
-__all__ = ["APP_SCOPE_KEY", "HandlerEndpoint", "Router", "to_response"]
+__all__ = [
+    "APP_SCOPE_KEY",
+    "HandlerEndpoint",
+    "ResponseValidationError",
+    "RouteOptions",
+    "Router",
+    "WebSocketEndpoint",
+    "build_route",
+    "build_websocket_route",
+    "to_response",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("qakeapi.app")
@@ -37,31 +56,85 @@ APP_SCOPE_KEY = "qakeapi.app"
 endpoints that no app added (built with :func:`build_route` and mounted)."""
 
 
-def to_response(result: Any) -> Response:
-    """A handler's return value as a response: JSON for data, ``(body, status)`` tuples."""
-    if isinstance(result, Response):
-        return result
-    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
-        body, status = result
-        if isinstance(body, Response):
-            body.status_code = status
-            return body
-        if isinstance(body, str):
-            return PlainTextResponse(body, status_code=status)
-        return JSONResponse(body, status_code=status)
-    return JSONResponse(result)
+@dataclass(frozen=True, slots=True)
+class RouteOptions:
+    """What a route decorator takes besides path and name; OpenAPI reads the whole of it."""
+
+    status_code: int | None = None
+    response_model: Any = None
+    tags: tuple[str, ...] = ()
+    summary: str | None = None
+    description: str | None = None
+    deprecated: bool = False
+    include_in_schema: bool = True
+    operation_id: str | None = None
+    responses: Mapping[int, Any] | None = None
+    condition: Callable[[Request], bool] | None = None
+    """Serve the route only to requests for which ``condition(request)`` is true (headers,
+    query, path; no body): otherwise matching goes on to the next route, e.g. one for the
+    same path without a condition (QakeAPI 1.3.1's conditional routes)."""
+
+    def __post_init__(self) -> None:
+        status = self.status_code
+        if status is not None and (
+                isinstance(status, bool) or not isinstance(status, int)
+                or not 100 <= status <= 599):
+            raise ValueError(f"status_code must be an HTTP status (100-599), got {status!r}")
+        if isinstance(self.tags, str):
+            raise TypeError(f"tags must be a list of strings, got the string {self.tags!r}")
+        object.__setattr__(self, "tags", tuple(self.tags))
+        condition = self.condition
+        if condition is not None and (
+                not callable(condition) or inspect.iscoroutinefunction(condition)):
+            raise TypeError(f"condition must be a plain function of the request (it runs "
+                            f"while routes are matched), got {condition!r}")
+
+    def under(self, parent: RouteOptions) -> RouteOptions:
+        """These options for a route of a router whose defaults are ``parent``."""
+        responses = {**(parent.responses or {}), **(self.responses or {})} or None
+        tags = parent.tags + tuple(t for t in self.tags if t not in parent.tags)
+        return _replace(self, tags=tags, responses=responses,
+                        deprecated=self.deprecated or parent.deprecated,
+                        include_in_schema=self.include_in_schema and parent.include_in_schema)
+
+
+def _replace(options: RouteOptions, **changes: Any) -> RouteOptions:
+    fields = {name: getattr(options, name) for name in RouteOptions.__slots__}
+    return RouteOptions(**{**fields, **changes})
+
+
+class RouteKwargs(TypedDict, total=False):
+    """The keyword arguments of the route decorators: the fields of :class:`RouteOptions`."""
+
+    status_code: int | None
+    response_model: Any
+    tags: tuple[str, ...] | list[str]
+    summary: str | None
+    description: str | None
+    deprecated: bool
+    include_in_schema: bool
+    operation_id: str | None
+    responses: Mapping[int, Any] | None
+    condition: Callable[[Request], bool] | None
 
 
 class HandlerEndpoint:
     """The ASGI app behind one route."""
 
-    __slots__ = ("container", "handler", "is_async", "plan")
+    __slots__ = ("container", "handler", "is_async", "options", "plan", "shaper", "simple")
 
-    def __init__(self, handler: Callable[..., Any], plan: CallablePlan) -> None:
+    def __init__(self, handler: Callable[..., Any], plan: CallablePlan,
+                 options: RouteOptions | None = None) -> None:
         self.handler = handler
         self.plan = plan
+        self.options = options or RouteOptions()
         self.is_async = inspect.iscoroutinefunction(handler)
         self.container: Container | None = None
+        name = getattr(handler, "__qualname__", repr(handler))
+        self.shaper = ResponseShaper(name, self.options.status_code, self.options.response_model)
+        self.simple = (self.shaper.is_plain and not plan.uses_response
+                       and not plan.has_teardown)
+        """Whether the short path serves this route."""
 
     def _container(self, scope: Scope) -> Container:
         if self.container is not None:
@@ -74,7 +147,15 @@ class HandlerEndpoint:
         container: Container = app.container
         return container
 
+    async def _call(self, kwargs: dict[str, Any]) -> Any:
+        if self.is_async:
+            return await self.handler(**kwargs)
+        return await anyio.to_thread.run_sync(functools.partial(self.handler, **kwargs))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.simple:
+            await self._serve_with_options(scope, receive, send)
+            return
         request = Request(scope, receive, send)
         plan = self.plan
         try:
@@ -91,54 +172,121 @@ class HandlerEndpoint:
             else:
                 result = await anyio.to_thread.run_sync(functools.partial(self.handler, **kwargs))
         except BaseException as exc:
-            holder = current_request_tasks.get()
-            if holder is not None:
-                holder.drop(f"the handler raised {type(exc).__name__}: {exc}")
+            _drop_request_tasks(exc)
             raise
         if type(result) is dict or type(result) is list:
             await send_json(send, result)  # the common case, without a Response object
             return
         await to_response(result)(scope, receive, send)
 
+    async def _serve_with_options(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        plan = self.plan
+        # Dependencies that yield end when the stack closes: after the response was sent
+        # (a handler's error is thrown into them); the request's background tasks start
+        # after that.
+        async with AsyncExitStack() as stack:
+            try:
+                if not plan.params:
+                    kwargs: dict[str, Any] = {}
+                else:
+                    kwargs = await plan.resolve(request, self._container(scope), stack)
+                result = await self._call(kwargs)
+                response = self.shaper.respond(result)
+                if plan.uses_response:
+                    merge_sub_response(scope, response)
+            except BaseException as exc:
+                _drop_request_tasks(exc)
+                raise
+            await response(scope, receive, send)
+
+
+def _drop_request_tasks(exc: BaseException) -> None:
+    holder = current_request_tasks.get()
+    if holder is not None:
+        holder.drop(f"the handler raised {type(exc).__name__}: {exc}")
+
 
 class _RouteSpec:
-    __slots__ = ("handler", "methods", "name", "path")
+    __slots__ = ("handler", "methods", "name", "options", "path")
 
-    def __init__(self, path: str, methods: list[str], handler: Callable[..., Any], name: str):
+    def __init__(self, path: str, methods: list[str] | None, handler: Callable[..., Any],
+                 name: str, options: RouteOptions) -> None:
         self.path = path
         self.methods = methods
+        """``None`` for a WebSocket route."""
         self.handler = handler
         self.name = name
+        self.options = options
+
+    def build(self) -> BaseRoute:
+        if self.methods is None:
+            return build_websocket_route(self.path, self.handler, self.name)
+        return build_route(self.path, self.handler, self.methods, self.name, self.options)
 
 
 class Router:
-    """A group of routes, included in an app with ``app.include_router(router, prefix=...)``."""
+    """A group of routes, included in an app with ``app.include_router(router, prefix=...)``.
 
-    def __init__(self, prefix: str = "") -> None:
+    ``tags``, ``responses``, ``deprecated`` and ``include_in_schema`` given here apply to
+    every route of the router (merged with each route's own)."""
+
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        tags: tuple[str, ...] | list[str] = (),
+        responses: Mapping[int, Any] | None = None,
+        deprecated: bool = False,
+        include_in_schema: bool = True,
+    ) -> None:
         self.prefix = prefix.rstrip("/")
+        self.defaults = RouteOptions(tags=tuple(tags), responses=responses,
+                                     deprecated=deprecated, include_in_schema=include_in_schema)
         self._specs: list[_RouteSpec] = []
+        self._routes: list[BaseRoute] = []
 
-    def route(self, path: str, methods: list[str], *, name: str | None = None) -> Callable[[F], F]:
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The Starlette routes built from this router's handlers, in the order added."""
+        return list(self._routes)
+
+    def route(self, path: str, methods: list[str], *, name: str | None = None,
+              **options: Unpack[RouteKwargs]) -> Callable[[F], F]:
         def decorator(handler: F) -> F:
-            self.add_route(path, handler, methods=methods, name=name)
+            self.add_route(path, handler, methods=methods, name=name, **options)
             return handler
 
         return decorator
 
-    def get(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["GET"], name=name)
+    def get(self, path: str, *, name: str | None = None,
+            **options: Unpack[RouteKwargs]) -> Callable[[F], F]:
+        return self.route(path, ["GET"], name=name, **options)
 
-    def post(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["POST"], name=name)
+    def post(self, path: str, *, name: str | None = None,
+             **options: Unpack[RouteKwargs]) -> Callable[[F], F]:
+        return self.route(path, ["POST"], name=name, **options)
 
-    def put(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["PUT"], name=name)
+    def put(self, path: str, *, name: str | None = None,
+            **options: Unpack[RouteKwargs]) -> Callable[[F], F]:
+        return self.route(path, ["PUT"], name=name, **options)
 
-    def patch(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["PATCH"], name=name)
+    def patch(self, path: str, *, name: str | None = None,
+              **options: Unpack[RouteKwargs]) -> Callable[[F], F]:
+        return self.route(path, ["PATCH"], name=name, **options)
 
-    def delete(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["DELETE"], name=name)
+    def delete(self, path: str, *, name: str | None = None,
+               **options: Unpack[RouteKwargs]) -> Callable[[F], F]:
+        return self.route(path, ["DELETE"], name=name, **options)
+
+    def websocket(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
+        """``@router.websocket("/ws")``: the handler takes a ``WebSocket`` (by annotation or
+        the name ``websocket``) plus path, query and ``Inject``/``Depends`` parameters."""
+        def decorator(handler: F) -> F:
+            self.add_websocket_route(path, handler, name=name)
+            return handler
+
+        return decorator
 
     def add_route(
         self,
@@ -147,27 +295,75 @@ class Router:
         *,
         methods: list[str] | None = None,
         name: str | None = None,
+        **options: Unpack[RouteKwargs],
     ) -> None:
-        if not callable(handler):
-            raise TypeError(f"route handler for {path!r} must be callable, got {handler!r}")
-        if not path.startswith("/"):
-            raise ValueError(f"route path must start with '/': {path!r}")
-        spec = _RouteSpec(self.prefix + path, methods or ["GET"], handler, name or handler.__name__)
-        build_route(spec.path, spec.handler, spec.methods, spec.name)  # fail early on bad handlers
+        _check(self.prefix + path, handler)
+        route_options = RouteOptions(**options).under(self.defaults)  # type: ignore[arg-type]
+        self._add(_RouteSpec(self.prefix + path, methods or ["GET"], handler,
+                             name or handler.__name__, route_options))
+
+    def add_websocket_route(self, path: str, handler: Callable[..., Any], *,
+                            name: str | None = None) -> None:
+        _check(self.prefix + path, handler)
+        self._add(_RouteSpec(self.prefix + path, None, handler, name or handler.__name__,
+                             RouteOptions(include_in_schema=False)))
+
+    def _add(self, spec: _RouteSpec) -> None:
+        route = spec.build()  # planned once, here: a bad handler fails when it is added
         self._specs.append(spec)
-        self._on_added(spec)
+        self._routes.append(route)
+        self._on_added(route)
 
     def include_router(self, router: Router, prefix: str = "") -> None:
+        prefix = prefix.rstrip("/")
         for spec in router._specs:
-            self.add_route(prefix.rstrip("/") + spec.path, spec.handler, methods=spec.methods,
-                           name=spec.name)
+            options = spec.options if spec.methods is None else spec.options.under(self.defaults)
+            self._add(_RouteSpec(self.prefix + prefix + spec.path, spec.methods, spec.handler,
+                                 spec.name, options))
 
-    def _on_added(self, spec: _RouteSpec) -> None:
-        """Hook for the app, which turns specs into Starlette routes."""
+    def _on_added(self, route: BaseRoute) -> None:
+        """Hook for the app, which serves each route as it is added."""
 
 
-def build_route(path: str, handler: Callable[..., Any], methods: list[str], name: str) -> BaseRoute:
+def _check(path: str, handler: Callable[..., Any]) -> None:
+    if not callable(handler):
+        raise TypeError(f"route handler for {path!r} must be callable, got {handler!r}")
+    if not path.startswith("/"):
+        raise ValueError(f"route path must start with '/': {path!r}")
+
+
+def build_route(path: str, handler: Callable[..., Any], methods: list[str], name: str,
+                options: RouteOptions | None = None) -> BaseRoute:
+    """A Starlette ``Route`` whose ``endpoint`` is the handler's :class:`HandlerEndpoint`."""
     _, _, convertors = compile_path(path)
     plan = plan_callable(handler, path_params=convertors.keys())
-    endpoint = HandlerEndpoint(handler, plan)
-    return Route(path, endpoint=endpoint, methods=methods, name=name)
+    endpoint = HandlerEndpoint(handler, plan, options)
+    condition = endpoint.options.condition
+    if condition is not None:
+        return _ConditionalRoute(path, condition, endpoint=endpoint, methods=methods, name=name,
+                                 include_in_schema=endpoint.options.include_in_schema)
+    return Route(path, endpoint=endpoint, methods=methods, name=name,
+                 include_in_schema=endpoint.options.include_in_schema)
+
+
+class _ConditionalRoute(Route):
+    """A route that matches only the requests its ``condition`` accepts."""
+
+    def __init__(self, path: str, condition: Callable[[Request], bool], **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self.condition = condition
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is Match.NONE:
+            return match, child_scope
+        if not self.condition(Request({**scope, **child_scope})):
+            return Match.NONE, {}
+        return match, child_scope
+
+
+def build_websocket_route(path: str, handler: Callable[..., Any], name: str) -> BaseRoute:
+    """A Starlette ``WebSocketRoute`` whose ``endpoint`` is a :class:`WebSocketEndpoint`."""
+    _, _, convertors = compile_path(path)
+    return WebSocketRoute(path, endpoint=WebSocketEndpoint(handler, convertors.keys()),
+                          name=name)

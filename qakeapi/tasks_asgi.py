@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
+import anyio.lowlevel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core._request_tasks import RequestTasks, current_request_tasks
@@ -126,6 +127,10 @@ class TaskMiddleware:
         finally:
             holder.release()
             current_request_tasks.reset(token)
+        if holder.yield_to_runners:
+            # The response has been sent: let the background runners drain the queue that
+            # requests have filled without ever waiting.
+            await anyio.lowlevel.checkpoint()
         if holder.inline:
             await holder.run_inline()
 

@@ -29,6 +29,7 @@ __all__ = [
     "QueueStats",
     "TaskErrorInfo",
     "TaskOutcome",
+    "TaskPage",
     "TaskRecord",
     "TaskStatus",
     "WorkerInfo",
@@ -409,3 +410,18 @@ class QueueStats:
             "counts": {s.value: self.counts.get(s, 0) for s in TaskStatus},
             "oldest_pending_at": self.oldest_pending_at,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of a queue's task list, newest first, and the cursors to its neighbours.
+
+    A cursor is an opaque string holding only a position in the list (never task data); pass
+    it back to the same listing (same backend and filters) to get the page next to it.
+    """
+
+    records: list[TaskRecord]
+    older: str | None = None
+    """Cursor of the page after this one (older tasks), or None when this is the last."""
+    newer: str | None = None
+    """Cursor of the page before this one (newer tasks), or None on the first page."""

@@ -28,9 +28,17 @@ def send_and_hang_up(url: str, request: bytes) -> None:
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Run ``app`` under uvicorn on a free port; yields its base URL."""
+    with serve_server(app) as (url, _server):
+        yield url
+
+
+@contextmanager
+def serve_server(app: Any, **options: Any) -> Iterator[tuple[str, uvicorn.Server]]:
+    """:func:`serve`, yielding the ``uvicorn.Server`` too (its ``server_state`` holds the
+    open connections); ``options`` go to ``uvicorn.Config``."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
+                            lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -40,7 +48,7 @@ def serve(app: Any) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         thread.join(15)

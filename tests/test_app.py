@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from qakeapi import HTTPException, QakeAPI
 from qakeapi.core._request_tasks import current_request_tasks
-from qakeapi.testing import TestClient
+from qakeapi.requests import Request
+from qakeapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from qakeapi.testing import AsyncTestClient, TestClient
+
+from ._server import serve
 
 
 class Recorder:
@@ -32,7 +40,8 @@ class Recorder:
         self.log.append(f"drop: {reason}")
 
 
-def make_app(log: list[str], *, fail_flush: bool = False, middleware: bool = False) -> QakeAPI:
+def make_app(log: list[str], *, fail_flush: bool = False,
+             middleware: str | bool = False) -> QakeAPI:
     app = QakeAPI()
 
     def join() -> None:
@@ -55,13 +64,21 @@ def make_app(log: list[str], *, fail_flush: bool = False, middleware: bool = Fal
         join()
         raise HTTPException(418, "short and stout")
 
-    if middleware:
-        async def tag(request: Any, call_next: Any) -> Any:
-            response = await call_next(request)
-            log.append("middleware")
-            return response
+    async def tag(request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        log.append("middleware")
+        return response
 
+    if middleware is True:
         app.add_middleware(BaseHTTPMiddleware, dispatch=tag)
+    elif middleware == "function":
+        app.middleware("http")(tag)
+    elif middleware == "gzip":
+        app.add_middleware(GZipMiddleware, minimum_size=1)
+    elif middleware == "stack":
+        app.middleware("http")(tag)
+        app.add_middleware(GZipMiddleware, minimum_size=1)
+        app.add_middleware(CORSMiddleware, allow_origins=["*"])
     return app
 
 
@@ -87,8 +104,8 @@ async def drive(app: QakeAPI, path: str, log: list[str]) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("middleware", [False, True])
-async def test_flush_before_start_release_after_body(middleware: bool) -> None:
+@pytest.mark.parametrize("middleware", [False, True, "function", "gzip", "stack"])
+async def test_flush_before_start_release_after_body(middleware: str | bool) -> None:
     log: list[str] = []
     await drive(make_app(log, middleware=middleware), "/ok", log)
     assert log.index("flush") < log.index("http.response.start")
@@ -97,10 +114,11 @@ async def test_flush_before_start_release_after_body(middleware: bool) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("middleware", [False, "function", "gzip", "stack"])
 @pytest.mark.parametrize("path", ["/boom", "/teapot"])
-async def test_handler_raising_drops_tasks(path: str) -> None:
+async def test_handler_raising_drops_tasks(path: str, middleware: str | bool) -> None:
     log: list[str] = []
-    await drive(make_app(log), path, log)
+    await drive(make_app(log, middleware=middleware), path, log)
     drops = [entry for entry in log if entry.startswith("drop")]
     assert len(drops) == 1 and "the handler raised" in drops[0]
     assert "release" not in log and "flush" not in log
@@ -119,7 +137,8 @@ async def test_flush_failure_answers_503_and_drops() -> None:
 
 def test_500_hides_internals_and_logs_traceback(caplog: pytest.LogCaptureFixture) -> None:
     app = make_app([])
-    with caplog.at_level(logging.ERROR, logger="qakeapi.app"), TestClient(app) as client:
+    with caplog.at_level(logging.ERROR, logger="qakeapi.app"), TestClient(
+            app, raise_server_exceptions=False) as client:
         response = client.get("/boom")
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal Server Error"}
@@ -134,7 +153,7 @@ def test_debug_shows_error_details() -> None:
     async def boom() -> None:
         raise ValueError("visible in debug")
 
-    with TestClient(app) as client:
+    with TestClient(app, raise_server_exceptions=False) as client:
         body = client.get("/boom").json()
     assert body["error"]["type"] == "ValueError"
     assert "visible in debug" in body["error"]["traceback"]
@@ -235,3 +254,139 @@ async def test_tasks_queued_by_a_middleware_are_stored_before_the_response_start
     app.add_middleware(BaseHTTPMiddleware, dispatch=queue_after)
     await drive(app, "/plain", log)
     assert log.index("flush") < log.index("http.response.start") < log.index("release")
+
+
+def test_the_test_client_raises_server_errors_after_the_500_was_logged_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    log: list[str] = []
+    with caplog.at_level(logging.ERROR), TestClient(make_app(log)) as client, \
+            pytest.raises(RuntimeError, match="secret detail"):
+        client.get("/boom")
+    assert [r.getMessage() for r in caplog.records] == ["GET /boom failed"]
+    assert [e for e in log if e.startswith("drop")] == [
+        "drop: the handler raised RuntimeError: secret detail"]
+
+
+@pytest.mark.anyio
+async def test_the_async_test_client_raises_server_errors_too() -> None:
+    app = make_app([])
+    async with AsyncTestClient(app) as client:
+        with pytest.raises(RuntimeError, match="secret detail"):
+            await client.get("/boom")
+    async with AsyncTestClient(app, raise_server_exceptions=False) as client:
+        assert (await client.get("/boom")).status_code == 500
+
+
+def test_under_uvicorn_a_server_error_is_logged_once_and_answered(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # uvicorn's loggers don't propagate, and starting uvicorn configures them afresh.
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    with caplog.at_level(logging.ERROR), serve(make_app([])) as url:
+        uvicorn_log.addHandler(caplog.handler)
+        try:
+            response = httpx.get(f"{url}/boom", timeout=10)
+        finally:
+            uvicorn_log.removeHandler(caplog.handler)
+    assert response.status_code == 500
+    assert [r.getMessage() for r in caplog.records] == ["GET /boom failed"]
+
+
+class OutOfStock(Exception):
+    pass
+
+
+def handlers_app() -> tuple[QakeAPI, list[str]]:
+    app = QakeAPI()
+    seen: list[str] = []
+
+    @app.exception_handler(OutOfStock)
+    async def out_of_stock(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"out of stock: {exc}"}, status_code=409)
+
+    @app.exception_handler(404)
+    def not_found(request: Request, exc: Exception) -> PlainTextResponse:
+        return PlainTextResponse(f"nothing at {request.url.path}", status_code=404)
+
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        seen.append(type(exc).__name__)
+        return JSONResponse({"detail": "sorry", "kind": type(exc).__name__}, status_code=500)
+
+    app.add_exception_handler(Exception, server_error)
+
+    @app.get("/buy")
+    async def buy() -> None:
+        raise OutOfStock("pens")
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise KeyError("bug")
+
+    return app, seen
+
+
+def test_exception_handlers_by_class_and_by_status(caplog: pytest.LogCaptureFixture) -> None:
+    app, seen = handlers_app()
+    with caplog.at_level(logging.ERROR, "qakeapi.app"), TestClient(
+            app, raise_server_exceptions=False) as client:
+        bought = client.get("/buy")
+        missing = client.get("/nowhere")
+        crashed = client.get("/crash")
+    assert (bought.status_code, bought.json()) == (409, {"detail": "out of stock: pens"})
+    assert (missing.status_code, missing.text) == (404, "nothing at /nowhere")
+    assert (crashed.status_code, crashed.json()) == (500, {"detail": "sorry",
+                                                           "kind": "KeyError"})
+    assert seen == ["KeyError"]
+    assert [r.getMessage() for r in caplog.records] == ["GET /crash failed"]
+
+
+def test_bad_exception_handlers_and_middleware_are_refused() -> None:
+    app, _ = handlers_app()
+    with pytest.raises(TypeError, match="exception class or an HTTP status"):
+        app.add_exception_handler("ValueError", lambda r, e: None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="exception class or an HTTP status"):
+        app.add_exception_handler(True, lambda r, e: None)
+    with pytest.raises(TypeError, match="must be callable"):
+        app.add_exception_handler(ValueError, "handler")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r'only @app.middleware\("http"\)'):
+        app.middleware("websocket")
+    with pytest.raises(TypeError, match="must be an async function"):
+        app.middleware("http")(lambda request, call_next: None)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.get("/buy")
+        with pytest.raises(RuntimeError, match="before the app starts"):
+            app.add_exception_handler(ValueError, lambda r, e: None)
+
+
+def test_http_middleware_functions_wrap_every_request_last_added_outermost() -> None:
+    app = QakeAPI()
+    order: list[str] = []
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next: Any) -> Any:
+        order.append("timing")
+        response = await call_next(request)
+        response.headers["x-timing"] = "yes"
+        return response
+
+    @app.middleware("http")
+    async def gate(request: Request, call_next: Any) -> Any:
+        order.append("gate")
+        if request.headers.get("x-key") != "open":
+            return JSONResponse({"detail": "no key"}, status_code=403)
+        return await call_next(request)
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield b"%d" % i
+
+        return StreamingResponse(chunks())
+
+    with TestClient(app) as client:
+        refused = client.get("/stream")
+        served = client.get("/stream", headers={"x-key": "open"})
+    assert (refused.status_code, refused.json()) == (403, {"detail": "no key"})
+    assert "x-timing" not in refused.headers
+    assert (served.text, served.headers["x-timing"]) == ("012", "yes")
+    assert order == ["gate", "gate", "timing"]

@@ -3,13 +3,21 @@ fields, so a field added to TaskRecord is set on every Job (or refused at import
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from typing import Any
 
 import pytest
 
-from qakeapi.core._background_jobs import JOB_ARGUMENTS, NO_KWARGS, Job, record_initializer
+from qakeapi.core._background_jobs import (
+    JOB_ARGUMENTS,
+    JOB_UNSET_DEFAULTS,
+    NO_KWARGS,
+    Job,
+    record_initializer,
+    unset_defaults,
+)
 from qakeapi.core._background_ref import BackgroundTaskRef
 from qakeapi.core.background import BackgroundTaskManager
 from qakeapi.types import TaskRecord
@@ -96,3 +104,44 @@ def test_a_field_without_a_default_must_be_given() -> None:
 def test_an_unknown_argument_is_refused() -> None:
     with pytest.raises(TypeError, match="no field"):
         record_initializer(TaskRecord, ("id", "name", "colour"))
+
+
+def test_record_initializer_leaves_the_unset_fields_to_the_subclass() -> None:
+    class Partial(TaskRecord):
+        __slots__ = ()
+        __init__ = record_initializer(TaskRecord, ("id", "name"), unset=("priority",))
+
+    record: Any = Partial("a", "b")
+    assert (record.id, record.name, record.attempts) == ("a", "b", 0)
+    with pytest.raises(AttributeError):
+        record.priority  # noqa: B018 - reading is the point
+
+
+def test_only_immutable_defaults_are_left_unset() -> None:
+    unset = unset_defaults(GrownRecord, keep=("id", "name"))
+    assert "shard" in unset and unset["priority"] == 0 and unset["parents"] == ()
+    assert not {"kwargs", "context", "tags"} & set(unset)  # dict/list defaults: made per record
+    assert not {"status", "kwargs", "context", *JOB_ARGUMENTS} & set(JOB_UNSET_DEFAULTS)
+
+
+def test_a_job_answers_its_unset_fields_and_keeps_what_is_written() -> None:
+    job = new_job()
+    assert (job.attempts, job.cancel_reason, job.logs) == (0, None, ())
+    job.attempts, job.cancel_reason = 2, "stop"
+    assert (job.attempts, job.cancel_reason) == (2, "stop")
+    assert (copy.copy(job).cancel_reason, copy.copy(job).attempts) == ("stop", 2)
+    assert dataclasses.asdict(job)["attempts"] == 2
+    with pytest.raises(AttributeError, match="colour"):
+        job.colour  # type: ignore[attr-defined]  # noqa: B018
+
+
+@pytest.mark.anyio
+async def test_the_table_keeps_plain_ids_and_callers_get_refs() -> None:
+    BackgroundTaskManager.reset()
+    manager = BackgroundTaskManager()
+    async with manager.lifespan():
+        ref = await manager.add_task(work, 1, wait=True)
+        ids = list(manager.tasks)
+    assert type(ref) is BackgroundTaskRef and ids == [ref]
+    assert type(ids[0]) is str and type(manager.tasks[ref].id) is str  # not GC-tracked
+    BackgroundTaskManager.reset()

@@ -15,13 +15,17 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(("script", "expected"), [
     ("inprocess.py", ["ratio async:", "ratio sync:", "of the unbounded floor",
                       "of the bounded floor", "peak RSS qakeapi async run:"]),
-    ("http_requests.py", ["in-process", "uvicorn", "ratio target"]),
+    ("http_requests.py", ["in-process", "uvicorn", "ratio target", "JSON-body ratio target"]),
+    ("param_paths.py", ["per-request cost by parameters", "scalars", "json", "depends"]),
     ("fastapi_tasks.py", ["fastapi", "in-process", "uvicorn", "ratio target"]),
-    ("sqlite_queue.py", ["drain, 1 worker process", "huey", "idle latency"]),
+    ("sqlite_queue.py", ["drain, 1 worker process", "huey", "idle latency",
+                         "write cost of the counts triggers and dashboard indexes"]),
     ("redis_peers.py", ["qakeapi", "end-to-end", "idle latency"]),
     ("fanout.py", ["sqlite: cancel parent", "redis: parent succeeds"]),
-    ("dashboard_pages.py", ["sqlite: 2,000 tasks", "redis: 2,000 tasks", "task list, deep page"]),
-    ("dashboard.py", ["sqlite: metrics scrape", "redis: metrics scrape", "of which stats()"]),
+    ("dashboard.py", ["sqlite: 5,000 tasks", "redis: 5,000 tasks", "task list, page 50 (cursor)",
+                      "rare name, first page", "metrics scrape", "empty queue"]),
+    ("dashboard_live_cpu.py", ["sqlite: worker CPU draining 1,000", "redis: worker CPU",
+                               "ratio live/none"]),
     ("tracing.py", ["opentelemetry not imported", "inside a request span"]),
 ])
 def test_benchmark_quick_run(script: str, expected: list[str]) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 import qakeapi
 from qakeapi import BackgroundTaskManager, Inject, QakeAPI, QueuedTasks
+from qakeapi.dependencies import DependencyError
 from qakeapi.requests import Request
 from qakeapi.testing import TestClient
 
@@ -60,17 +61,19 @@ def test_builtin_and_user_dependencies() -> None:
     assert made == [1]
 
 
-def test_unprovidable_dependency_is_a_logged_500(caplog: pytest.LogCaptureFixture) -> None:
+def test_unprovidable_dependency_stops_the_app_at_startup_naming_the_handler(
+        caplog: pytest.LogCaptureFixture) -> None:
     app = QakeAPI()
 
-    @app.get("/")
+    @app.get("/db")
     async def index(db: NeedsArgs = Inject(NeedsArgs)) -> None:
         return None
 
-    with caplog.at_level(logging.ERROR), TestClient(app) as client:
-        response = client.get("/")
-    assert response.status_code == 500
-    assert any("constructor needs arguments" in (r.exc_text or "") for r in caplog.records)
+    with (caplog.at_level(logging.ERROR), pytest.raises(DependencyError) as caught,
+          TestClient(app)):
+        pass
+    assert "index" in str(caught.value) and "/db" in str(caught.value)
+    assert "constructor needs arguments" in str(caught.value)
 
 
 def test_factory_with_unfillable_parameter_is_refused() -> None:

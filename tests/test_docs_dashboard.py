@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from qakeapi import BackgroundTaskManager
@@ -61,3 +62,23 @@ def test_callable_auth_and_mask(tmp_path: Path) -> None:
                           headers={"X-Dashboard-Token": "a-long-random-token"})
         assert page.status_code == 200
         assert "sk-live-123" not in page.text and "***" in page.text
+
+
+def test_paging_example(tmp_path: Path) -> None:
+    from qakeapi.queued_tasks import QueuedTasks
+
+    pending_ids = run_block("async def pending_ids")["pending_ids"]
+
+    async def main() -> None:
+        async with QueuedTasks(f"sqlite:///{tmp_path / 'q.db'}", embedded_worker=False) as q:
+            refs = [q.add_task(charge, i, api_key="k") for i in range(230)]
+            q.add_task(charge_other, 1)
+            await q.flush()
+            name = (await q.get(refs[0].id)).name  # type: ignore[union-attr]
+            assert await pending_ids(q, name) == [r.id for r in reversed(refs)]
+
+    anyio.run(main)
+
+
+async def charge_other(amount: int) -> int:
+    return amount

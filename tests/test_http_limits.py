@@ -192,22 +192,35 @@ def client() -> Iterator[TestClient]:
         yield c
 
 
-@pytest.mark.parametrize("path", ["/orders", "/raw"])
-def test_json_nested_too_deep_is_400(client: TestClient, caplog: pytest.LogCaptureFixture,
-                                     path: str) -> None:
+def test_json_nested_too_deep_is_400_or_422_json_invalid(
+        client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     body = b"[" * 100_000 + b"]" * 100_000
-    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    response = client.post("/raw", content=body, headers=headers)
     assert (response.status_code, response.json()) == (
         400, {"detail": "malformed JSON body: nested too deeply"})
+    # A body parameter answers as FastAPI does: 422 json_invalid.
+    response = client.post("/orders", content=body, headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["type"], error["loc"][0]) == ("json_invalid", "body")
     assert "Traceback" not in caplog.text
 
 
 @pytest.mark.parametrize("body", [b'{"x": NaN}', b'{"x": Infinity}', b'[-Infinity]'])
-def test_json_without_standard_numbers_is_400(client: TestClient, body: bytes) -> None:
-    for path in ("/orders", "/raw"):
-        response = client.post(path, content=body, headers={"content-type": "application/json"})
-        assert response.status_code == 400, (path, body, response.text)
-        assert response.json()["detail"].startswith("malformed JSON body: ")
+def test_json_without_standard_numbers_is_400_or_422_json_invalid(
+        client: TestClient, body: bytes) -> None:
+    headers = {"content-type": "application/json"}
+    response = client.post("/raw", content=body, headers=headers)
+    assert response.status_code == 400, (body, response.text)
+    assert response.json()["detail"].startswith("malformed JSON body: ")
+    response = client.post("/orders", content=body, headers=headers)
+    assert response.status_code == 422, (body, response.text)
+    [error] = response.json()["detail"]
+    assert (error["type"], error["loc"]) == ("json_invalid", ["body"])
+    assert "is not a JSON number" in error["ctx"]["error"]
+    fine = client.post("/orders", json={"x": "NaN", "y": "Infinity"})
+    assert fine.json() == {"got": {"x": "NaN", "y": "Infinity"}}
 
 
 def test_body_that_is_not_json_is_422(client: TestClient) -> None:
@@ -229,5 +242,6 @@ def test_non_finite_floats_are_422_naming_the_parameter(client: TestClient, valu
     assert in_path.status_code == in_query.status_code == 422
     assert in_path.json()["detail"][0]["loc"] == ["path", "factor"]
     assert in_query.json()["detail"][0]["loc"] == ["query", "offset"]
-    assert "is not a finite number" in in_path.json()["detail"][0]["msg"]
+    assert in_path.json()["detail"][0]["type"] == "finite_number"
+    assert in_path.json()["detail"][0]["msg"] == "Input should be a finite number"
     assert client.get("/scale/1.5?offset=1e3").json() == {"value": 1003.0}

@@ -115,8 +115,13 @@ def test_worker_and_cli_survive_poison_rows(tmp_path: Path, queue_url: str) -> N
         retried = next(iter(bad))
         before = records[retried].finished_at
         assert f"retried {retried}: now" in run_cli("retry", retried, "--url", url)
-        wait_until(lambda: anyio.run(read_all, url)[retried].finished_at != before, 60,
-                   "the retried task to fail again")
+
+        def failed_again() -> bool:
+            # requeue clears finished_at: wait for the new end, not just a different value
+            record = anyio.run(read_all, url)[retried]
+            return record.is_terminal and record.finished_at != before
+
+        wait_until(failed_again, 60, "the retried task to fail again")
         again = anyio.run(read_all, url)[retried]
         assert again.status is TaskStatus.FAILED and again.error is not None
         assert again.error.message.startswith(f"corrupt row: task {retried}: ")

@@ -22,6 +22,8 @@ PUBLIC_MODULES = (
     "qakeapi.exceptions",
     "qakeapi.http_limits",
     "qakeapi.metrics",
+    "qakeapi.openapi",
+    "qakeapi.params",
     "qakeapi.queued_tasks",
     "qakeapi.queued_tasks.backends",
     "qakeapi.ratelimit",
@@ -32,6 +34,7 @@ PUBLIC_MODULES = (
     "qakeapi.tasks_asgi",
     "qakeapi.testing",
     "qakeapi.types",
+    "qakeapi.websockets",
 )
 """``qakeapi.server`` is public: docs/security.md has uvicorn load
 ``qakeapi.server:HeaderTimeoutH11Protocol``."""

@@ -13,6 +13,7 @@ import pytest
 from qakeapi.exceptions import TaskNotFound
 from qakeapi.queued_tasks import QueuedTasks
 from qakeapi.queued_tasks.backends import open_storage
+from qakeapi.queued_tasks.backends._sqlite_schema import SCHEMA_VERSION
 from qakeapi.types import TaskRecord, TaskStatus
 
 from . import _queue_tasks as t
@@ -81,4 +82,4 @@ async def test_a_schema_2_sqlite_queue_is_upgraded_and_keeps_its_tasks(tmp_path:
         assert (record.status, record.result, record.auto_remove) == (
             TaskStatus.SUCCEEDED, 3, False)
     with sqlite3.connect(tmp_path / "queue.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

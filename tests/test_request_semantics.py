@@ -21,6 +21,7 @@ from qakeapi import (
     TooManyPendingTasks,
     add_background_task,
 )
+from qakeapi.constants import BACKGROUND_YIELD_EVERY
 from qakeapi.requests import Request
 from qakeapi.routing import build_route
 from qakeapi.testing import TestClient
@@ -184,7 +185,7 @@ def test_a_handler_may_await_the_refs_it_added(tmp_path: Path) -> None:
             raise RuntimeError("after storing")
         return seen
 
-    with TestClient(app) as client:
+    with TestClient(app, raise_server_exceptions=False) as client:
         response = client.post("/now")
         assert response.status_code == 200
         first_status, *rest = response.json()
@@ -197,3 +198,43 @@ def test_a_handler_may_await_the_refs_it_added(tmp_path: Path) -> None:
     assert [(a.split('"')[1], s) for a, s in rows] == [
         ("first", "succeeded"), ("later", "cancelled"), ("last", "pending"),
         ("first", "succeeded"), ("later", "cancelled")]
+
+
+@pytest.mark.anyio
+async def test_requests_whose_handlers_never_wait_let_the_runners_in() -> None:
+    """A client calling the app back to back, with handlers that never wait, gives the event
+    loop no turn: the tasks the requests release must still start long before the pending
+    queue fills (BACKGROUND_YIELD_EVERY queued tasks let the runners in once)."""
+    app = QakeAPI()
+    requests_done = 0
+    seen_at: list[int] = []
+
+    async def job() -> None:
+        seen_at.append(requests_done)
+
+    @app.post("/add")
+    async def add() -> dict[str, bool]:
+        await add_background_task(job)
+        return {"ok": True}
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/add", "raw_path": b"/add",
+             "query_string": b"", "root_path": "", "headers": [(b"host", b"t")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    total = 3 * BACKGROUND_YIELD_EVERY
+    async with app.lifespan():
+        for _ in range(total):
+            await app(dict(scope), receive, send)
+            requests_done += 1
+        first_batch = list(seen_at)
+        while len(seen_at) < total:
+            await anyio.sleep(0.01)
+    assert first_batch and max(first_batch) < total  # started while requests were coming
+    assert seen_at == sorted(seen_at) and len(seen_at) == total

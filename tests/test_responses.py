@@ -64,7 +64,7 @@ def test_handler_results_are_sent_as_json(caplog: pytest.LogCaptureFixture) -> N
     async def unencodable() -> dict[str, object]:
         return {"value": object()}
 
-    with TestClient(app) as client:
+    with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/dict")
         broken = client.get("/unencodable")
     assert response.json() == {"greeting": "héllo"}

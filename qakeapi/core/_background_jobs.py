@@ -6,23 +6,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..types import TaskRecord
-from ._background_ref import BackgroundTaskRef
+from ..types import TaskRecord, TaskStatus
 
 __all__ = [
     "DESCRIPTIONS",
     "JOB_ARGUMENTS",
+    "JOB_UNSET_DEFAULTS",
     "NO_KWARGS",
     "EmptyMapping",
     "Job",
     "Runner",
     "describe_cached",
     "record_initializer",
+    "unset_defaults",
 ]
 
 JOB_ARGUMENTS = ("id", "name", "args", "kwargs", "max_retries", "timeout", "created_at")
@@ -54,12 +55,14 @@ NO_KWARGS = EmptyMapping()
 
 def record_initializer(record: type, arguments: tuple[str, ...],
                        extra: tuple[str, ...] = (), extra_none: tuple[str, ...] = (),
-                       shared: Mapping[str, object] | None = None) -> Callable[..., None]:
+                       shared: Mapping[str, object] | None = None,
+                       unset: Collection[str] = ()) -> Callable[..., None]:
     """An ``__init__`` for a subclass of the dataclass ``record`` taking ``arguments`` (record
     fields) and ``extra`` (its own slots) positionally, giving the fields in ``shared`` that
     value, every other field its default, and ``extra_none`` None — made from
     :func:`dataclasses.fields` at import, so a field added to ``record`` is set too (one
-    without a default raises here, naming it).
+    without a default raises here, naming it). Fields in ``unset`` are left unset: the
+    subclass answers them (see :func:`unset_defaults`).
 
     It stores plainly, as a hand-written ``__init__`` does: the dataclass's own ``__init__``
     (every field by keyword) costs several times more, and runs once per task."""
@@ -71,6 +74,8 @@ def record_initializer(record: type, arguments: tuple[str, ...],
     lines = []
     shared = shared or {}
     for field in dataclasses.fields(record):
+        if field.name in unset:
+            continue
         if field.name in arguments:
             value = field.name
         elif field.name in shared:
@@ -96,11 +101,31 @@ def record_initializer(record: type, arguments: tuple[str, ...],
     return init
 
 
+_IMMUTABLE_DEFAULTS = (type(None), bool, int, float, str, TaskStatus)
+
+
+def unset_defaults(record: type, keep: Collection[str]) -> dict[str, object]:
+    """The fields of the dataclass ``record`` outside ``keep`` whose default is an immutable
+    value (None, a number, a string, a status, an empty tuple), by name: a subclass may
+    leave them unset and answer a read with the default (``__getattr__`` runs only for an
+    unset slot). A per-task record then stores its dozen live fields, not all of them."""
+    return {
+        field.name: field.default for field in dataclasses.fields(record)
+        if field.name not in keep and (
+            isinstance(field.default, _IMMUTABLE_DEFAULTS) or field.default == ())
+    }
+
+
+_JOB_SET = (*JOB_ARGUMENTS, "status", "context")
+"""The record fields a Job stores when created: its arguments, and what runners read."""
+JOB_UNSET_DEFAULTS = unset_defaults(TaskRecord, _JOB_SET)
+"""The record fields a Job leaves unset until written, with the default a read answers."""
+
+
 class Job(TaskRecord):
     """A background task's record plus what running it needs (one object per task)."""
 
     __slots__ = _JOB_SLOTS
-    id: BackgroundTaskRef
     fn: Callable[..., Any]
     is_async: bool
     no_retry_on: tuple[type[BaseException], ...]
@@ -108,7 +133,7 @@ class Job(TaskRecord):
     runner: Runner | None
 
     if TYPE_CHECKING:
-        def __init__(self, id: BackgroundTaskRef, name: str, args: tuple[Any, ...],
+        def __init__(self, id: str, name: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], max_retries: int, timeout: float | None,
                      created_at: float, fn: Callable[..., Any], is_async: bool,
                      no_retry_on: tuple[type[BaseException], ...]) -> None: ...
@@ -116,7 +141,16 @@ class Job(TaskRecord):
         __init__ = record_initializer(TaskRecord, JOB_ARGUMENTS,
                                       _JOB_SLOTS[:_JOB_SLOT_ARGUMENTS],
                                       _JOB_SLOTS[_JOB_SLOT_ARGUMENTS:],
-                                      shared={"context": NO_KWARGS})
+                                      shared={"context": NO_KWARGS},
+                                      unset=JOB_UNSET_DEFAULTS)
+
+        def __getattr__(self, name: str) -> Any:
+            """A field left unset (its default until written); reached only for those."""
+            try:
+                return JOB_UNSET_DEFAULTS[name]
+            except KeyError:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}") from None
 
 
 class Runner:

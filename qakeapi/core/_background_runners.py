@@ -4,7 +4,7 @@ the pool's own thread slots), retry them and record how they ended.
 
 One :class:`RunnerPool` serves one run of the manager's lifespan: the manager records a job,
 hands it over with :meth:`RunnerPool.offer` / :meth:`RunnerPool.submit` (or
-:meth:`RunnerPool.put_all` for the tasks a response held), and at the end of its lifespan
+:meth:`RunnerPool.start_held` for the tasks a response held), and at the end of its lifespan
 calls :meth:`RunnerPool.drain`.
 """
 
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections import deque
+from collections.abc import Callable
+from time import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,7 +23,7 @@ import anyio.lowlevel
 
 from ..constants import BACKGROUND_YIELD_EVERY
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskStatus
-from ._background_jobs import Job, Runner
+from ._background_jobs import NO_KWARGS, Job, Runner
 from ._background_settings import BackgroundSettings
 from ._background_table import TaskTable
 from ._isolation import ThreadSlots, is_cancellation
@@ -46,9 +47,12 @@ class RunnerPool:
     """The pending queue (bounded: adders wait for room) and the runners that empty it."""
 
     def __init__(self, settings: BackgroundSettings, tasks: TaskTable,
-                 events: EventBus | None) -> None:
+                 events: EventBus | None, new_id: Callable[[], str]) -> None:
         self.settings = settings
         self.tasks = tasks
+        self.new_id = new_id
+        """The manager's id maker (``new_id()``: the next task id)."""
+        self.max_pending = settings.max_pending
         self.events = events
         """Where task events go (``task:created``...); None for nowhere."""
         self.threads = ThreadSlots(settings.thread_limit)
@@ -56,6 +60,9 @@ class RunnerPool:
         """Jobs waiting for a runner, oldest first."""
         self.live = 0
         """Jobs recorded and not finished (pending, held by a request, or running)."""
+        self.held = 0
+        """Jobs held by open requests (they count against ``max_pending`` with the queue);
+        whoever hands a job to a request's holder adds it here."""
         self.stopping = False
         self._max_pending = settings.max_pending
         self._room_at = settings.max_pending // 2
@@ -65,10 +72,13 @@ class RunnerPool:
         self._room_waiters: list[anyio.Event] = []
         self._all_done: anyio.Event | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._taking = False
+        """Started and not stopping: released jobs are queued (else recorded cancelled)."""
 
     def start(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Start the runners on ``task_group``."""
+        """Start the runners on ``task_group`` (inside the running event loop)."""
         self._task_group = task_group
+        self._taking = True
         for _ in range(self.settings.max_concurrency):
             task_group.start_soon(self._run_forever)
 
@@ -120,15 +130,32 @@ class RunnerPool:
             raise
         return True
 
-    def put_all(self, jobs: list[Job]) -> None:
-        """Queue ``jobs`` at once, room or not (a sent response's held tasks)."""
-        if self.stopping or self._task_group is None:
+    def start_held(self, jobs: list[Job]) -> bool:
+        """The response that held ``jobs`` has been sent: queue them at once, room or not
+        (the request's holder calls this: the pool is the owner of its held jobs).
+
+        True when the queue has grown past another BACKGROUND_YIELD_EVERY jobs: the caller
+        should then let the runners in (requests whose handlers never wait would otherwise
+        fill the queue before a runner gets its turn, as a loop of ``add_task`` would)."""
+        count = len(jobs)
+        self.held -= count
+        if not self._taking:
             for job in jobs:
                 self.finish_cancelled(job, "the manager stopped before the response was sent")
-            return
-        self.pending.extend(jobs)
+            return False
+        pending = self.pending
+        pending.extend(jobs)
         if self._idle and not self._waking:
             self._wake_one()
+        # Crossed a multiple of BACKGROUND_YIELD_EVERY with these ``count`` jobs?
+        return len(pending) % BACKGROUND_YIELD_EVERY < count
+
+    def drop_held(self, jobs: list[Job], reason: str) -> None:
+        """The handler that held ``jobs`` raised: record them cancelled."""
+        self.held -= len(jobs)
+        for job in jobs:
+            logger.warning("background task %s (%s) dropped: %s", job.id, job.name, reason)
+            self.finish_cancelled(job, reason)
 
     def withdraw(self, job: Job) -> None:
         """Take a job that has not started out of the queue (if it is there)."""
@@ -154,11 +181,18 @@ class RunnerPool:
         runner = Runner()
         pending = self.pending
         room_at = self._room_at
+        tasks = self.tasks
+        finished_ids = tasks.finished_ids
         while not self.stopping:
             with anyio.CancelScope() as scope:
                 runner.scope = scope
                 runner.cancelled = False
-                while not runner.cancelled:
+                # When the runner last finished a job or woke: the start time of the job it
+                # takes next without awaiting in between (one clock read per job, not two).
+                now = time()
+                # runner.job stays on the last job when it ends (a finished job is never
+                # interrupted: the check after the scope reads its status).
+                while True:
                     if not pending:
                         if self.stopping:
                             return
@@ -167,6 +201,9 @@ class RunnerPool:
                         await idle.wait()
                         if self._waking:
                             self._waking -= 1
+                        if runner.cancelled:
+                            break
+                        now = time()
                         continue
                     job = pending.popleft()
                     if pending and self._idle and not self._waking:
@@ -183,25 +220,45 @@ class RunnerPool:
                         # The common case, inline: one attempt, no deadline, no listeners.
                         job.status = _RUNNING
                         job.attempts = 1
-                        job.started_at = time.time()
+                        job.started_at = now
                         try:
-                            if job.kwargs:
-                                result = await job.fn(*job.args, **job.kwargs)
-                            else:
+                            if job.kwargs is NO_KWARGS:
                                 result = await job.fn(*job.args)
+                            else:
+                                result = await job.fn(*job.args, **job.kwargs)
                         except Exception as exc:
                             self._fail(job, exc)
+                            now = time()
                         except BaseException as exc:
                             if is_cancellation(exc):
                                 raise
                             self._fail(job, exc)
+                            now = time()
                         else:
-                            self._finish(job, _SUCCEEDED, result, None)
+                            # _finish(job, _SUCCEEDED, result, None) inlined (error is
+                            # still None: no retries here).
+                            job.status = _SUCCEEDED
+                            job.result = result
+                            now = job.finished_at = time()
+                            self.live -= 1
+                            if job.done is not None:
+                                job.done.set()
+                            # tasks.finished(job.id, now) inlined
+                            finished_ids.append(job.id)
+                            if len(finished_ids) > tasks.retain_count:
+                                tasks.pop(finished_ids.popleft(), None)
+                            if now >= tasks.next_age_check:
+                                tasks.check_age(now)
+                            if self._all_done is not None and not self.live:
+                                self._all_done.set()
                         if runner.cancelled:
                             self._pending_emit(job)
+                            break
                     else:
                         await self._run_job(job, runner, scope)
-                    runner.job = None
+                        now = time()
+                        if runner.cancelled:
+                            break
             interrupted = runner.job
             runner.job = None
             runner.scope = None
@@ -214,7 +271,7 @@ class RunnerPool:
         while True:
             job.status = _RUNNING
             job.attempts += 1
-            job.started_at = time.time()
+            job.started_at = time()
             if events is not None and events.has_listeners("task:started"):
                 await events.emit("task:started", job)
             if job.timeout is not None:
@@ -258,7 +315,7 @@ class RunnerPool:
             return False
         job.error = TaskErrorInfo.from_exception(exc)
         job.status = _PENDING
-        job.run_at = time.time() + decision.delay
+        job.run_at = time() + decision.delay
         logger.warning("background task %s (%s) attempt %d failed, retrying in %.2f s: %r",
                        job.id, job.name, job.attempts, decision.delay, exc)
         events = self.events
@@ -291,7 +348,7 @@ class RunnerPool:
         job.status = status
         job.result = result
         job.error = error
-        now = job.finished_at = time.time()
+        now = job.finished_at = time()
         job.runner = None
         self.live -= 1
         if job.done is not None:
@@ -343,6 +400,7 @@ class RunnerPool:
             logger.warning("background task %s (%s) cancelled: %s", job.id, job.name,
                            job.cancel_reason)
         self.stopping = True
+        self._taking = False
         for waiter in self._idle + self._room_waiters:
             waiter.set()
         self._idle.clear()

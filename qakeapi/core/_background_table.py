@@ -21,24 +21,29 @@ class TaskTable(dict[str, TaskRecord]):
         super().__init__()
         self.retain_count = retain_count
         self.retain_seconds = retain_seconds
-        self._finished: deque[str] = deque()
-        self._age_checked_at = 0.0
+        self.finished_ids: deque[str] = deque()
+        """Ids of the finished records kept, oldest first (the runners' hot loop appends to
+        it and evicts by count itself, as :meth:`finished` does)."""
+        self.next_age_check = 0.0
+        """When :meth:`check_age` is due next (at most once a second)."""
 
     def __missing__(self, task_id: str) -> TaskRecord:
         raise TaskNotFound(task_id)
 
     def finished(self, task_id: str, now: float) -> None:
         """The task has finished at ``now``: keep its record while retention allows."""
-        finished = self._finished
+        finished = self.finished_ids
         finished.append(task_id)
         if len(finished) > self.retain_count:
             self.pop(finished.popleft(), None)
-        if now - self._age_checked_at >= 1.0:
-            self._age_checked_at = now
-            self._evict(now)
+        if now >= self.next_age_check:
+            self.check_age(now)
 
-    def _evict(self, now: float) -> None:
-        finished = self._finished
+    def check_age(self, now: float) -> None:
+        """Evict the finished records older than ``retain_seconds`` (and any over the
+        count); the next check is due a second later."""
+        self.next_age_check = now + 1.0
+        finished = self.finished_ids
         oldest_kept = now - self.retain_seconds
         while finished:
             record = self.get(finished[0])

@@ -32,7 +32,6 @@ __all__ = [
     "RequestParticipant",
     "RequestTasks",
     "current_request_tasks",
-    "held_total",
 ]
 
 logger = logging.getLogger("qakeapi.tasks")
@@ -50,9 +49,12 @@ class RequestParticipant(Protocol):
 
 
 class HeldTaskOwner(Protocol):
-    """What held background tasks belong to: it starts or drops them all at once."""
+    """What held background tasks belong to: it starts or drops them all at once (and
+    counts the held tasks: :meth:`RequestTasks.hold` and a caller that fills
+    :attr:`RequestTasks.held` itself leave that to it)."""
 
-    def start_held(self, jobs: list[Any]) -> None: ...
+    def start_held(self, jobs: list[Any]) -> bool:
+        """Start ``jobs``; True if the request should then let the owner's runners in."""
 
     def drop_held(self, jobs: list[Any], reason: str) -> None: ...
 
@@ -60,35 +62,7 @@ class HeldTaskOwner(Protocol):
 P = TypeVar("P", bound=RequestParticipant)
 
 
-class _HeldCount:
-    """Background tasks held by every open request of the process. Kept off the
-    :class:`RequestTasks` class: writing a class attribute per task would invalidate the
-    interpreter's attribute caches for every holder (measured: ~8,000 instructions per
-    request)."""
-
-    __slots__ = ("total",)
-
-    def __init__(self) -> None:
-        self.total = 0
-
-
-_HELD = _HeldCount()
-
-
-def held_total() -> int:
-    """Background tasks held by every open request: they count against the manager's
-    ``max_pending`` with its pending queue."""
-    return _HELD.total
-
-
-class _RequestTasksType(type):
-    @property
-    def held_total(cls) -> int:
-        """``RequestTasks.held_total``: :func:`held_total`, read on the class."""
-        return _HELD.total
-
-
-class RequestTasks(metaclass=_RequestTasksType):
+class RequestTasks:
     """The per-request holder. Cheap to create: nothing is allocated until a task is added."""
 
     # Class-level defaults instead of an __init__: one is created per HTTP request.
@@ -102,11 +76,15 @@ class RequestTasks(metaclass=_RequestTasksType):
     held: list[Any] | None = None
     """Background tasks held for :attr:`held_owner`."""
     held_owner: HeldTaskOwner | None = None
+    yield_to_runners: bool = False
+    """Set by :meth:`release` when the owner of the held tasks asks the request to let its
+    runners in (one checkpoint, after the response)."""
     inline: list[Callable[[], Awaitable[None]]] | None = None
     """Background tasks added while no manager ran: run by :meth:`run_inline`."""
 
-    def hold(self, job: Any, owner: HeldTaskOwner) -> None:
-        """Hold ``job`` for ``owner`` until the response is sent (or the handler raises)."""
+    def hold(self, job: Any, owner: HeldTaskOwner) -> bool:
+        """Hold ``job`` for ``owner`` until the response is sent (or the handler raises);
+        False, with nothing held, if the request already holds tasks of another owner."""
         held = self.held
         if held is None:
             self.held = [job]
@@ -114,8 +92,8 @@ class RequestTasks(metaclass=_RequestTasksType):
         elif self.held_owner is owner:
             held.append(job)
         else:
-            raise RuntimeError("background tasks of two managers in one request")
-        _HELD.total += 1
+            return False
+        return True
 
     def run_after_response(self, call: Callable[[], Awaitable[None]]) -> None:
         """Run ``call`` once the response has been sent, inside the request's ASGI call."""
@@ -163,9 +141,9 @@ class RequestTasks(metaclass=_RequestTasksType):
             return
         self.open = self.holds_queued = False
         if self.held is not None and self.held_owner is not None:
-            _HELD.total -= len(self.held)
             try:
-                self.held_owner.start_held(self.held)
+                if self.held_owner.start_held(self.held):
+                    self.yield_to_runners = True
             except Exception:
                 logger.exception("starting held background tasks failed")
         if self._participants:
@@ -184,7 +162,6 @@ class RequestTasks(metaclass=_RequestTasksType):
             logger.warning("%d background task(s) not run: %s", len(self.inline), reason)
             self.inline = None
         if self.held is not None and self.held_owner is not None:
-            _HELD.total -= len(self.held)
             try:
                 self.held_owner.drop_held(self.held, reason)
             except Exception:

@@ -21,8 +21,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..constants import DASHBOARD_COOKIE, DASHBOARD_CSRF_COOKIE
-from ..exceptions import QueueError, TaskNotFound
+from ..constants import DASHBOARD_COOKIE, DASHBOARD_CSRF_COOKIE, DASHBOARD_NAME_MAX_CHARS
+from ..exceptions import InvalidCursor, QueueError, TaskNotFound
 from ..types import TERMINAL_STATUSES, TaskStatus
 from ._access import Access
 from ._data import Source
@@ -149,14 +149,18 @@ class DashboardApp:
     async def _tasks(self, request: Request, page: Page) -> Response:
         params = request.query_params
         status_text, name = params.get("status") or None, params.get("name") or None
-        after = params.get("after") or "0"
+        cursor = params.get("cursor") or None
         if status_text is not None and status_text not in {s.value for s in TaskStatus}:
             return self._problem(request, 400, f"unknown state {status_text!r}")
-        if not after.isdigit() or len(after) > 12:
-            return self._problem(request, 400, "the page cursor is not valid")
+        if name is not None and len(name) > DASHBOARD_NAME_MAX_CHARS:
+            return self._problem(request, 400, f"a task name is at most "
+                                               f"{DASHBOARD_NAME_MAX_CHARS} characters")
         status = TaskStatus(status_text) if status_text else None
-        data = await self.source.page(status, name, int(after))
-        return self._html(request, "Tasks", list_page(page, status, name, int(after), data),
+        try:
+            data = await self.source.page(status, name, cursor)
+        except InvalidCursor as exc:
+            return self._problem(request, 400, str(exc))
+        return self._html(request, "Tasks", list_page(page, status, name, data),
                           "/tasks")
 
     async def _task(self, request: Request, page: Page) -> Response:

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from ..constants import (
     DASHBOARD_CHART_BUCKETS,
     DASHBOARD_GRAPH_TASKS,
-    DASHBOARD_NAME_SCAN_LIMIT,
     DASHBOARD_PAGE_SIZE,
     DASHBOARD_RECENT_SAMPLE,
 )
 from ..core.background import BackgroundTaskManager
 from ..queued_tasks import QueuedTasks
-from ..types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
+from ..types import QueueStats, TaskPage, TaskRecord, TaskStatus, WorkerInfo
 
-__all__ = ["ChartBucket", "ListPage", "Mask", "Overview", "Source"]
+__all__ = ["ChartBucket", "Mask", "Overview", "Source"]
 
 Mask = Callable[[TaskRecord], TaskRecord]
 HOUR = 3600.0
@@ -46,14 +45,6 @@ class Overview:
     """True when the chart counts only the newest ``DASHBOARD_RECENT_SAMPLE`` tasks."""
     background_counts: dict[TaskStatus, int] | None
     background: list[TaskRecord] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ListPage:
-    records: list[TaskRecord]
-    next_offset: int | None
-    scanned_out: bool
-    """True when a name filter stopped reading before the page was full."""
 
 
 def chart(records: list[TaskRecord], now: float) -> list[ChartBucket]:
@@ -86,12 +77,14 @@ class Source:
         return [w for w in await self.tasks.workers() if now - w.last_heartbeat <= stale_after]
 
     async def overview(self) -> Overview:
-        """One read of the newest tasks feeds the chart and what each worker runs: reads by
-        state scan the whole queue on some backends."""
+        """The counts (kept by the storage), the newest tasks for the chart and the running
+        ones for the workers: each a read of a page through an index, on a queue of any
+        size."""
         now = time.time()
         stats = await self.tasks.stats()
-        recent = await self.tasks.list(limit=DASHBOARD_RECENT_SAMPLE)
-        running = [r for r in recent if r.status is TaskStatus.RUNNING]
+        recent = (await self.tasks.page(limit=DASHBOARD_RECENT_SAMPLE)).records
+        running = (await self.tasks.page(status=TaskStatus.RUNNING,
+                                         limit=DASHBOARD_RECENT_SAMPLE)).records
         workers = [LiveWorker(w, [self.masked(r) for r in running if r.worker_id == w.id])
                    for w in await self.live_workers()]
         counts = background = None
@@ -103,27 +96,15 @@ class Source:
         return Overview(stats, workers, chart(recent, now),
                         len(recent) == DASHBOARD_RECENT_SAMPLE, counts, background or [])
 
-    async def page(self, status: TaskStatus | None, name: str | None, offset: int) -> ListPage:
-        if not name:
-            records = await self.tasks.list(status, limit=DASHBOARD_PAGE_SIZE + 1,
-                                            offset=offset)
-            more = len(records) > DASHBOARD_PAGE_SIZE
-            return ListPage([self.masked(r) for r in records[:DASHBOARD_PAGE_SIZE]],
-                            offset + DASHBOARD_PAGE_SIZE if more else None, False)
-        found: list[TaskRecord] = []
-        position = offset
-        chunk = DASHBOARD_PAGE_SIZE * 10
-        while position - offset < DASHBOARD_NAME_SCAN_LIMIT:
-            records = await self.tasks.list(status, limit=chunk, offset=position)
-            for i, record in enumerate(records):
-                if record.name == name:
-                    found.append(self.masked(record))
-                    if len(found) == DASHBOARD_PAGE_SIZE:
-                        return ListPage(found, position + i + 1, False)
-            if len(records) < chunk:
-                return ListPage(found, None, False)
-            position += chunk
-        return ListPage(found, position, True)
+    async def page(self, status: TaskStatus | None, name: str | None,
+                   cursor: str | None) -> TaskPage:
+        """A page of the task list from ``cursor`` (InvalidCursor if it is not one of this
+        list's). A "newer" page that reaches the top is shown as the full first page."""
+        found = await self.tasks.page(status=status, name=name, limit=DASHBOARD_PAGE_SIZE,
+                                      cursor=cursor)
+        if cursor is not None and found.newer is None:
+            found = await self.tasks.page(status=status, name=name, limit=DASHBOARD_PAGE_SIZE)
+        return TaskPage([self.masked(r) for r in found.records], found.older, found.newer)
 
     async def record(self, task_id: str) -> TaskRecord | None:
         record = await self.tasks.get(task_id)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from ..constants import DASHBOARD_GRAPH_TASKS, DASHBOARD_LOG_LINES, DASHBOARD_RECENT_SAMPLE
-from ..types import TaskRecord, TaskStatus
+from ..types import TaskPage, TaskRecord, TaskStatus
 from ._chart import throughput_svg
-from ._data import ListPage, Overview
+from ._data import Overview
 from ._markup import (
     ago,
     badge,
@@ -108,8 +108,10 @@ def _progress_cell(record: TaskRecord) -> str:
     return '<span class="muted">—</span>' if value is None else progress_bar(value)
 
 
-def list_page(page: Page, status: TaskStatus | None, name: str | None, offset: int,
-              data: ListPage) -> str:
+def list_page(page: Page, status: TaskStatus | None, name: str | None,
+              data: TaskPage) -> str:
+    """The task list; its links carry the filters and an opaque cursor (a position in the
+    list, never task data)."""
     now = time.time()
     rows = [
         f'<tr><td>{_task_link(page, r)}</td><td>{esc(r.name)}</td><td>{badge(r.status)}</td>'
@@ -119,20 +121,21 @@ def list_page(page: Page, status: TaskStatus | None, name: str | None, offset: i
     nav = ""
     query = {k: v for k, v in (("status", status.value if status else ""),
                                ("name", name or "")) if v}
-    if offset:
-        nav += f'<a class="button" href="{esc(page.root)}/tasks?{esc(urlencode(query))}">First</a>'
-    if data.next_offset is not None:
-        more = urlencode({**query, "after": data.next_offset})
-        nav += f'<a class="button" href="{esc(page.root)}/tasks?{esc(more)}">Next</a>'
-    note = ('<p class="note">Stopped reading before the page was full: '
-            'press Next to read further.</p>' if data.scanned_out else "")
+    here = f"{esc(page.root)}/tasks?"
+    if data.newer is not None:
+        nav += f'<a class="button" href="{here}{esc(urlencode(query))}">Newest</a>'
+        newer = urlencode({**query, "cursor": data.newer})
+        nav += f'<a class="button" rel="prev" href="{here}{esc(newer)}">Newer</a>'
+    if data.older is not None:
+        older = urlencode({**query, "cursor": data.older})
+        nav += f'<a class="button" rel="next" href="{here}{esc(older)}">Older</a>'
     purge = ""
     if not page.read_only:
         purge = f'<a class="button danger" href="{esc(page.root)}/purge">Purge finished…</a>'
     return (f'<div class="head"><h1>Tasks</h1>{purge}</div>{_filters(page, status, name)}'
             + table(["id", "name", "state", "progress", "attempts", "added", "took"], rows,
                     "No task matches.")
-            + f'{note}<div class="pager">{nav}</div>')
+            + f'<div class="pager">{nav}</div>')
 
 
 def _actions(page: Page, record: TaskRecord) -> str:

@@ -40,7 +40,7 @@ from ..core._options import (
 )
 from ..core._request_tasks import current_request_tasks
 from ..exceptions import QueueError
-from ..types import TERMINAL_STATUSES, QueueStats, TaskRecord, TaskStatus, WorkerInfo
+from ..types import TERMINAL_STATUSES, QueueStats, TaskPage, TaskRecord, TaskStatus, WorkerInfo
 from ._batch import Batch, RequestBatch
 from ._before_store import BeforeStoreHook, check_hook
 from ._hooks import QueueHooks
@@ -405,6 +405,13 @@ class QueuedTasks:
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
                    offset: int = 0) -> builtins.list[TaskRecord]:
         return await (await self._started_storage()).list(status, limit=limit, offset=offset)
+
+    async def page(self, *, status: TaskStatus | None = None, name: str | None = None,
+                   limit: int = 50, cursor: str | None = None) -> TaskPage:
+        """A page of tasks, newest first, optionally of one state and/or name; pass its
+        ``older``/``newer`` cursor back for the next page. Fast at any depth."""
+        return await (await self._started_storage()).page(status=status, name=name,
+                                                           limit=limit, cursor=cursor)
 
     async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
         """Up to ``limit`` tasks that run after ``task_id`` (list it among their parents)."""

@@ -45,7 +45,7 @@ import builtins
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from ...types import QueueStats, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
+from ...types import QueueStats, TaskOutcome, TaskPage, TaskRecord, TaskStatus, WorkerInfo
 
 __all__ = ["LOST_WORKER", "QueueStorage", "RenewResult", "blocked_reasons", "cascade_reasons",
            "dead_reason"]
@@ -214,6 +214,20 @@ class QueueStorage(abc.ABC):
         offset: int = 0,
     ) -> list[TaskRecord]:
         """Records, newest ``created_at`` first, optionally of one status."""
+
+    @abc.abstractmethod
+    async def page(self, *, status: TaskStatus | None = None, name: str | None = None,
+                   limit: int = 50, cursor: str | None = None) -> TaskPage:
+        """One page of the tasks of ``status`` and/or ``name`` (or all), newest
+        ``created_at`` first, read from ``cursor`` (a ``TaskPage.older`` or ``.newer`` of
+        this same listing) or from the top. Read through an index from the cursor's
+        position, never by skipping rows, so every page costs about the same on a queue of
+        any size; paging from the top to the end returns each task that matches throughout
+        exactly once, in order, while tasks are added or change state.
+
+        ``limit`` is an int from 1 to ``TASK_PAGE_MAX`` (TypeError/ValueError otherwise);
+        a cursor that is garbage, altered, or made by another backend or for other filters
+        raises :class:`~qakeapi.exceptions.InvalidCursor`. See :mod:`._paging`."""
 
     @abc.abstractmethod
     async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:

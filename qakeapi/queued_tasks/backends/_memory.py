@@ -21,6 +21,7 @@ from ...types import (
     QueueStats,
     TaskErrorInfo,
     TaskOutcome,
+    TaskPage,
     TaskRecord,
     TaskStatus,
     WorkerInfo,
@@ -33,6 +34,7 @@ from ._base import (
     cascade_reasons,
     dead_reason,
 )
+from ._paging import listing, matches, nearest, page_of
 from ._rows import corrupt, decode_record, placeholder
 
 __all__ = ["MemoryStorage"]
@@ -436,6 +438,14 @@ class MemoryStorage(QueueStorage):
         records = [r for r in self._tasks.values() if status is None or r.status is status]
         records.sort(key=lambda r: (r.created_at, self._seq[r.id]), reverse=True)
         return [_copy(r) for r in records[offset: offset + limit]]
+
+    async def page(self, *, status: TaskStatus | None = None, name: str | None = None,
+                   limit: int = 50, cursor: str | None = None) -> TaskPage:
+        request, position = listing("memory", status, name, limit, cursor)
+        rows = [(r.created_at, self._seq[r.id], r) for r in self._tasks.values()
+                if matches(request, r)]
+        chosen = nearest(rows, position, limit + 1)
+        return page_of(request, position, [(c, s, _copy(r)) for c, s, r in chosen])
 
     async def stats(self, *, now: float | None = None) -> QueueStats:
         now = self.clock() if now is None else now

@@ -21,9 +21,19 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from ...exceptions import BackendUnavailable, CorruptTaskError, MissingParentError, TaskNotFound
-from ...types import QueueStats, TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
+from ...types import (
+    QueueStats,
+    TaskErrorInfo,
+    TaskOutcome,
+    TaskPage,
+    TaskRecord,
+    TaskStatus,
+    WorkerInfo,
+)
+from . import _redis_listing as listing_lua
 from . import _redis_scripts as lua
 from ._base import LOST_WORKER, QueueStorage, RenewResult
+from ._paging import Position, SortValue, listing, page_of
 from ._redis_records import claimed_record, shown_record
 from ._rows import corrupt_error_info, read_workers
 
@@ -33,6 +43,11 @@ logger = logging.getLogger("qakeapi.queue")
 T = TypeVar("T")
 DEFAULT_PREFIX = "qakeapi"
 _REDIS_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+INDEX_CHUNK = 1_000
+"""Tasks one script puts into the listing indexes when an old queue is upgraded."""
+PAGE_ROUNDS = 8
+"""Most reads one page makes when index entries turn out stale (storage written past the
+queue): the page comes back short rather than scanning on."""
 
 
 def parse_redis_url(url: str) -> tuple[str, str, str]:
@@ -43,6 +58,21 @@ def parse_redis_url(url: str) -> tuple[str, str, str]:
     rest = urlencode([(k, v) for k, v in query if k != "prefix"])
     where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
     return urlunsplit(parts._replace(query=rest)), prefix, where
+
+
+def _unpacked(task_id: str, packed: str) -> dict[str, str]:
+    """A task hash the page script sent as JSON ('' when gone); a field that is not text
+    (written past the queue) is kept as its JSON text, so the record reads as corrupt."""
+    if not packed:
+        return {}
+    try:
+        fields = json.loads(packed)
+    except ValueError:
+        logger.warning("task %s: its hash could not be read back for a page", task_id)
+        return {"status": "failed"}
+    if not isinstance(fields, dict):
+        return {"status": "failed"}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
 
 
 def _offset(value: float | None, base: float) -> str:
@@ -113,10 +143,28 @@ class RedisStorage(QueueStorage):
         self._client = client
         try:
             await self._call(client.ping)
+            await self._index_old_tasks()
         except BaseException:
             self._client = None
             await client.aclose()
             raise
+
+    async def _index_old_tasks(self) -> None:
+        """Put every task of a queue stored by an older qakeapi into the listing indexes
+        (once, in chunks: each chunk is one script, so workers keep going meanwhile)."""
+        client = self.client
+        layout = self.key("layout")
+        if await self._call(lambda: client.get(layout)) == listing_lua.LAYOUT:
+            return
+        build = client.register_script(listing_lua.BUILD_INDEXES)
+        first = 0
+        while True:
+            done = int(await self._call(
+                lambda: build(args=[self.prefix, first, INDEX_CHUNK])))  # noqa: B023
+            if not done:
+                break
+            first += done
+        await self._call(lambda: client.set(layout, listing_lua.LAYOUT))
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -138,7 +186,7 @@ class RedisStorage(QueueStorage):
                      "auto_remove": r.auto_remove}
             due = r.run_at if r.run_at is not None else r.created_at
             payload.append({
-                "id": r.id, "s": json.dumps(fixed, separators=(",", ":")),
+                "id": r.id, "name": r.name, "s": json.dumps(fixed, separators=(",", ":")),
                 "priority": r.priority, "due": _offset(due, base),
                 "run": _offset(r.run_at, base), "uk": r.unique_key or "",
                 "mr": str(r.max_retries), "parents": list(r.parents),
@@ -317,13 +365,14 @@ class RedisStorage(QueueStorage):
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
                    offset: int = 0) -> builtins.list[TaskRecord]:
         client = self.client
-        if status is None:
-            # Newest first is the order of ``all``: read the page itself, not what precedes it.
-            ids = [str(i) for i in await self._call(
-                lambda: client.zrevrange(self.key("all"), offset, offset + limit - 1))]
-            found = await self._get_many(ids) if ids else []
-            if len(found) == len(ids):
-                return found
+        # Newest first is the order of ``all`` and of the state's index: read the page
+        # itself, not what precedes it; scan only past entries that turn out stale.
+        key = listing_lua.index_key(self.prefix, status and status.value, None)
+        ids = [str(i) for i in await self._call(
+            lambda: client.zrevrange(key, offset, offset + limit - 1))]
+        found = await self._get_many(ids) if ids else []
+        if len(found) == len(ids) and all(status in (None, r.status) for r in found):
+            return found
         out: builtins.list[TaskRecord] = []
         skipped = 0
         start = 0
@@ -347,6 +396,39 @@ class RedisStorage(QueueStorage):
                 if len(out) == limit:
                     break
         return out
+
+    async def page(self, *, status: TaskStatus | None = None, name: str | None = None,
+                   limit: int = 50, cursor: str | None = None) -> TaskPage:
+        request, position = listing("redis", status, name, limit, cursor)
+        client = self.client
+        key = listing_lua.index_key(self.prefix, request.status and request.status.value,
+                                    request.name)
+        reader = self._scripts.get(listing_lua.PAGE)
+        if reader is None:
+            reader = self._scripts[listing_lua.PAGE] = client.register_script(listing_lua.PAGE)
+        rows: builtins.list[tuple[SortValue, SortValue, TaskRecord]] = []
+        at = position
+        for _ in range(PAGE_ROUNDS):  # more rounds only past stale index entries
+            wanted = request.limit + 1 - len(rows)
+            if at is None:
+                args = [self.prefix, key, "top", wanted]
+            else:
+                args = [self.prefix, key, "newer" if at.newer else "older", wanted,
+                        repr(float(at.created_at)), str(at.tiebreak)]
+            flat = await self._call(lambda a=args: reader(args=a))  # type: ignore[misc]
+            ids = [str(i) for i in flat[::3]]
+            scores = [float(x) for x in flat[1::3]]
+            for task_id, score, packed in zip(ids, scores, flat[2::3], strict=True):
+                h = _unpacked(task_id, packed)
+                record = shown_record(task_id, h) if h else None
+                if record is not None and (
+                        (request.status is None or record.status is request.status)
+                        and (request.name is None or h.get("nm") == request.name)):
+                    rows.append((score, task_id, record))
+            if len(ids) < wanted or len(rows) > request.limit:
+                break
+            at = Position(scores[-1], ids[-1], newer=position is not None and position.newer)
+        return page_of(request, position, rows[:request.limit + 1])
 
     async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
         client = self.client

@@ -1,8 +1,8 @@
 """Lua functions every Redis queue script starts with (see :mod:`._redis_scripts`).
 
-They read the clock (``ARGV[2]`` or the server's ``TIME``), keep the ready/scheduled sets
-and the counts in step with a task's state, and work through ``P:fanout``: releasing,
-cancelling and reviving children, at most ``CHUNK`` per script.
+They read the clock (``ARGV[2]`` or the server's ``TIME``), keep the ready/scheduled sets,
+the counts and the listing indexes in step with a task's state (``move``), and work through
+``P:fanout``: releasing, cancelling and reviving children, at most ``CHUNK`` per script.
 """
 
 from __future__ import annotations
@@ -28,6 +28,28 @@ local STATUSES = {pending = true, running = true, succeeded = true, failed = tru
 local function fmt(x) return string.format('%.17g', x) end
 local function count(status, delta)
   if status then redis.call('HINCRBY', P .. ':counts', status, delta) end
+end
+local function move(id, old, new)
+  local nm = redis.call('HGET', tkey(id), 'nm')
+  if old then
+    count(old, -1)
+    redis.call('ZREM', P .. ':st:' .. old, id)
+    if nm then redis.call('ZREM', P .. ':ns:' .. old .. ':' .. nm, id) end
+  end
+  if new then
+    count(new, 1)
+    local created = redis.call('ZSCORE', P .. ':all', id)
+    if created then
+      redis.call('ZADD', P .. ':st:' .. new, created, id)
+      if nm then redis.call('ZADD', P .. ':ns:' .. new .. ':' .. nm, created, id) end
+    end
+  end
+end
+local function forget(id, status)
+  local nm = redis.call('HGET', tkey(id), 'nm')
+  move(id, status, false)
+  if nm then redis.call('ZREM', P .. ':nm:' .. nm, id) end
+  redis.call('ZREM', P .. ':all', id)
 end
 local function num(value)
   local n = tonumber(value)
@@ -65,8 +87,7 @@ local function unready(id)
 end
 local function end_task(id, status, reason)
   local key = tkey(id)
-  count(redis.call('HGET', key, 'status'), -1)
-  count(status, 1)
+  move(id, redis.call('HGET', key, 'status'), status)
   redis.call('HSET', key, 'status', status, 'finished_at', now, 'worker_id', '', 'lease', '')
   if reason then
     local old = redis.call('HGET', key, 'cancel_reason')
@@ -113,8 +134,7 @@ local function unique_holder(id)
 end
 local function revive(id)
   local key = tkey(id)
-  count(redis.call('HGET', key, 'status'), -1)
-  count('pending', 1)
+  move(id, redis.call('HGET', key, 'status'), 'pending')
   redis.call('HSET', key, 'status', 'pending', 'attempts', '0', 'error', '', 'result', '',
     'cancel_reason', '', 'cancel_requested', '0', 'finished_at', '', 'run_at', '',
     'worker_id', '', 'lease', '')

@@ -7,11 +7,15 @@ Key layout (``P`` is the prefix, ``qakeapi`` by default):
   ``finished_at``, ``run_at``, ``worker_id``, ``lease``, ``cancel_reason``,
   ``cancel_requested``, ``result``, ``error``, ``context``, ``logs``; plus what the scripts
   need: ``score`` (ready order), ``due``, ``waiting`` (unfinished parents), ``mr``
-  (max retries), ``uk`` (unique key), ``parents`` (space separated).
+  (max retries), ``uk`` (unique key), ``parents`` (space separated), ``nm`` (the name, for
+  the listing indexes).
 * ``P:ready`` (zset, score = -priority * 1e10 + due; member ``<15-digit enqueue seq>|<id>``
   so equal scores keep enqueue order) and ``P:readytime`` (due, member id) — claimable;
   ``P:scheduled`` (zset, run_at) — delayed or retrying; ``P:running`` (zset, lease expiry);
-  ``P:done`` (zset, finished_at); ``P:all`` (zset, created_at) — for listing. ``due`` is
+  ``P:done`` (zset, finished_at); ``P:all`` (zset, created_at) — for listing, with
+  ``P:st:<status>``, ``P:nm:<name>`` and ``P:ns:<status>:<name>`` (zsets, created_at), moved
+  with every change of state (``move`` in the prelude) so a page of any listing is a rank
+  range (:mod:`._redis_listing`); ``P:layout`` says they were built for older tasks. ``due`` is
   when the task last became pending (enqueued, retried, reclaimed, requeued) or its
   ``run_at``: a retried task queues behind work that was due before it.
 * ``P:children:<id>`` (set) — dependants; ``P:unique`` (hash key -> id); ``P:counts``
@@ -50,7 +54,7 @@ __all__ = [
     "SAVE_PROGRESS",
 ]
 
-# ARGV: prefix, now, records JSON (list of {id, s, priority, due, run, uk, mr, parents,
+# ARGV: prefix, now, records JSON (list of {id, name, s, priority, due, run, uk, mr, parents,
 #       created, ctx, ar}; due and run are offsets from the client's clock, run '' = none,
 #       ctx '' = empty context, ar '1' = auto_remove)
 #       -> {server now, per record: 'ok', 'cancelled' or 'dup:<id>'}
@@ -97,11 +101,12 @@ for _, r in ipairs(records) do
     redis.call('HSET', key, 's', r.s, 'status', 'pending', 'attempts', '0',
       'score', -r.priority * 1e10 + due, 'rm', rm,
       'due', due, 'run_at', run_at, 'waiting', waiting, 'mr', r.mr, 'uk', r.uk,
-      'parents', table.concat(r.parents, ' '), 'cancel_requested', '0')
+      'parents', table.concat(r.parents, ' '), 'cancel_requested', '0', 'nm', r.name)
     if r.ctx ~= '' then redis.call('HSET', key, 'context', r.ctx) end
     if r.ar ~= '' then redis.call('HSET', key, 'ar', r.ar) end
     redis.call('ZADD', P .. ':all', r.created, r.id)
-    count('pending', 1)
+    redis.call('ZADD', P .. ':nm:' .. r.name, r.created, r.id)
+    move(r.id, false, 'pending')
     if r.uk ~= '' then redis.call('HSET', P .. ':unique', r.uk, r.id) end
     if dead then
       end_task(r.id, 'cancelled', dead_reason(dead, dead_status))
@@ -143,8 +148,7 @@ while claimed < limit do
       redis.call('HSET', key, 'status', 'running', 'started_at', now, 'worker_id', worker,
         'lease', lease)
       redis.call('ZADD', P .. ':running', lease, id)
-      count('pending', -1)
-      count('running', 1)
+      move(id, 'pending', 'running')
       local fields = redis.call('HGETALL', key)
       table.insert(out, id)
       table.insert(out, #fields)
@@ -220,8 +224,7 @@ for _, o in ipairs(outcomes) do
       redis.call('HSET', key, 'status', 'pending', 'worker_id', '', 'lease', '', 'run_at',
         run_at)
       set_due(o.id, due)
-      count('running', -1)
-      count('pending', 1)
+      move(o.id, 'running', 'pending')
       schedule(o.id)
       wake = true
     else
@@ -234,10 +237,9 @@ for _, o in ipairs(outcomes) do
       end_task(o.id, o.status, reason)
       if o.status == 'succeeded' and redis.call('HGET', key, 'ar') == '1'
           and redis.call('EXISTS', P .. ':children:' .. o.id) == 0 then
+        forget(o.id, 'succeeded')
         redis.call('DEL', key)
         redis.call('ZREM', P .. ':done', o.id)
-        redis.call('ZREM', P .. ':all', o.id)
-        count('succeeded', -1)
       else
         after_end(o.id, o.status)
       end
@@ -264,8 +266,7 @@ for _, id in ipairs(expired) do
     redis.call('ZREM', P .. ':running', id)
     redis.call('HSET', key, 'status', 'pending', 'worker_id', '', 'lease', '', 'run_at', '')
     set_due(id, now)
-    count('running', -1)
-    count('pending', 1)
+    move(id, 'running', 'pending')
     schedule(id)
   else
     end_task(id, 'failed', false)
@@ -342,10 +343,9 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', P .. ':done', id)
     redis.call('ZREM', P .. ':all', id)
   elseif wanted[status] then
+    forget(id, status)
     redis.call('DEL', tkey(id), P .. ':children:' .. id)
     redis.call('ZREM', P .. ':done', id)
-    redis.call('ZREM', P .. ':all', id)
-    count(status, -1)
     deleted = deleted + 1
   end
 end
@@ -386,9 +386,8 @@ for _, id in ipairs(queue) do
     if h[2] and h[2] ~= '' and redis.call('HGET', P .. ':unique', h[2]) == id then
       redis.call('HDEL', P .. ':unique', h[2])
     end
+    forget(id, 'pending')
     redis.call('DEL', key, P .. ':children:' .. id)
-    redis.call('ZREM', P .. ':all', id)
-    count('pending', -1)
     deleted = deleted + 1
   end
 end

@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 import anyio
 
 from ...exceptions import BackendUnavailable
-from ...types import QueueStats, TaskOutcome, TaskRecord, TaskStatus, WorkerInfo
+from ...types import QueueStats, TaskOutcome, TaskPage, TaskRecord, TaskStatus, WorkerInfo
 from . import _sqlite_admin as admin
 from . import _sqlite_lifecycle as life
 from ._base import QueueStorage, RenewResult
+from ._paging import listing, page_of
 from ._sqlite_connect import backend_error, open_connection, path_from_url
 from ._sqlite_deps import FanoutResult
 from ._sqlite_notify import Notifier
@@ -142,6 +143,11 @@ class SQLiteStorage(QueueStorage):
     async def list(self, status: TaskStatus | None = None, *, limit: int = 100,
                    offset: int = 0) -> builtins.list[TaskRecord]:
         return await self._run(admin.list_tasks, status, limit, offset)
+
+    async def page(self, *, status: TaskStatus | None = None, name: str | None = None,
+                   limit: int = 50, cursor: str | None = None) -> TaskPage:
+        request, position = listing("sqlite", status, name, limit, cursor)
+        return page_of(request, position, await self._run(admin.page_rows, request, position))
 
     async def children(self, task_id: str, *, limit: int = 100) -> builtins.list[TaskRecord]:
         return await self._run(admin.list_children, task_id, limit)

@@ -10,13 +10,14 @@ from typing import Any
 from ...exceptions import TaskNotFound
 from ...types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
 from .._serialization import dumps
+from ._paging import Listing, Position, SortValue
 from ._rows import read_workers, status_or_failed
 from ._sqlite_connect import transaction
 from ._sqlite_lifecycle import read_task
 from ._sqlite_schema import COLUMNS, read_row
 
-__all__ = ["delete_pending", "find_task", "list_tasks", "list_workers", "purge", "read_stats",
-           "register_worker", "unregister_worker"]
+__all__ = ["delete_pending", "find_task", "list_tasks", "list_workers", "page_rows", "purge",
+           "read_stats", "register_worker", "unregister_worker"]
 
 
 def find_task(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
@@ -35,6 +36,32 @@ def list_tasks(conn: sqlite3.Connection, status: TaskStatus | None, limit: int,
     return [read_row(row) for row in rows]
 
 
+_PAGE_WHERE = {(False, False): "", (True, False): "status = ? AND ",
+               (False, True): "name = ? AND ", (True, True): "name = ? AND status = ? AND "}
+
+
+def page_rows(conn: sqlite3.Connection, request: Listing, position: Position | None
+              ) -> list[tuple[SortValue, SortValue, TaskRecord]]:
+    """Up to ``limit + 1`` rows from ``position`` (see :mod:`._paging`), read through the
+    index that leads with the filter's columns and ends ``(created_at, seq)``."""
+    params: list[Any] = [request.name] if request.name else []
+    if request.status:
+        params.append(request.status.value)
+    where = _PAGE_WHERE[request.status is not None, request.name is not None]
+    newer = position is not None and position.newer
+    if position is None:
+        where += "1"
+    else:
+        where += "(created_at, seq) > (?, ?)" if newer else "(created_at, seq) < (?, ?)"
+        params += [position.created_at, position.tiebreak]
+    order = "ASC" if newer else "DESC"
+    rows = conn.execute(
+        f"SELECT created_at, seq, {COLUMNS} FROM tasks WHERE {where} "
+        f"ORDER BY created_at {order}, seq {order} LIMIT ?",
+        [*params, request.limit + 1]).fetchall()
+    return [(row[0], row[1], read_row(row[2:])) for row in rows]
+
+
 def list_children(conn: sqlite3.Connection, task_id: str, limit: int) -> list[TaskRecord]:
     rows = conn.execute(
         f"SELECT {COLUMNS} FROM tasks WHERE id IN (SELECT child_id FROM deps WHERE "
@@ -44,11 +71,14 @@ def list_children(conn: sqlite3.Connection, task_id: str, limit: int) -> list[Ta
 
 def read_stats(conn: sqlite3.Connection, now: float) -> QueueStats:
     counts = dict.fromkeys(TaskStatus, 0)
-    for status, count in conn.execute("SELECT status, count(*) FROM tasks GROUP BY status"):
-        counts[status_or_failed(status)] += count
-    oldest = conn.execute(
-        "SELECT min(created_at) FROM tasks WHERE status = 'pending' AND waiting = 0 "
-        "AND due <= ?", (now,)).fetchone()[0]
+    for status, count in conn.execute("SELECT status, n FROM task_counts"):
+        if isinstance(count, int):
+            counts[status_or_failed(status)] += count
+    counts = {status: max(0, count) for status, count in counts.items()}
+    first = conn.execute(
+        "SELECT created_at FROM tasks WHERE status = 'pending' AND waiting = 0 AND due <= ? "
+        "ORDER BY created_at LIMIT 1", (now,)).fetchone()
+    oldest = None if first is None else first[0]
     if not isinstance(oldest, (int, float)):
         oldest = None  # only rows whose created_at is not a number
     return QueueStats(counts=counts, oldest_pending_at=oldest)

@@ -10,7 +10,13 @@ from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 from ...exceptions import BackendUnavailable, ConfigurationError
-from ._sqlite_schema import ADD_AUTO_REMOVE, SCHEMA, SCHEMA_VERSION, text_or_escaped
+from ._sqlite_schema import (
+    ADD_AUTO_REMOVE,
+    COUNT_TASKS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    text_or_escaped,
+)
 
 __all__ = ["backend_error", "open_connection", "path_from_url", "transaction"]
 
@@ -63,8 +69,8 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
             f"the SQLite queue {path} has schema version {version}; this qakeapi knows up to "
             f"{SCHEMA_VERSION}: upgrade qakeapi")
     if version < SCHEMA_VERSION:
-        upgrade = f"{ADD_AUTO_REMOVE};" if version > 0 else ""
-        conn.executescript(f"BEGIN IMMEDIATE;{upgrade}{SCHEMA}"
+        upgrade = f"{ADD_AUTO_REMOVE};" if 0 < version < 3 else ""
+        conn.executescript(f"BEGIN IMMEDIATE;{upgrade}{SCHEMA}{COUNT_TASKS};"
                            f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
     conn.execute("SELECT count(*) FROM workers").fetchone()
 
