@@ -206,3 +206,9 @@ WS_CLOSE_POLICY_VIOLATION = 1008
 """A WebSocket whose parameters can't be filled (or a dependency refused) is closed so."""
 WS_CLOSE_INTERNAL_ERROR = 1011
 """A WebSocket whose handler raised is closed so."""
+
+ROUTED_HANDLER_MARK = "__qakeapi_routed__"
+"""Attribute a route decorator sets on the handler it registered: a decorator that must go
+under ``@app.get(...)`` (``@rate_limit``) sees it when it was put above, where it would wrap
+a function the route no longer calls."""
+

@@ -45,6 +45,7 @@ from .constants import (
     RATELIMIT_MAX_AMOUNT,
     RATELIMIT_MAX_KEY_CHARS,
     RATELIMIT_MAX_PERIOD,
+    ROUTED_HANDLER_MARK,
 )
 from .exceptions import BackendUnavailable, HTTPException
 from .responses import JSONResponse
@@ -249,6 +250,11 @@ class RateLimit:
         before it reads any body, use :class:`RateLimitMiddleware`."""
         if not callable(handler):
             raise TypeError(f"rate_limit decorates a route handler, got {handler!r}")
+        if getattr(handler, ROUTED_HANDLER_MARK, False):
+            raise TypeError(
+                f"@rate_limit is above the route decorator of "
+                f"{getattr(handler, '__qualname__', handler)!r}: put it under @app.get(...) "
+                f"(the route already serves the handler without the limit)")
         if not self._named:
             self.scope = f"{handler.__module__}.{handler.__qualname__}"
         return _limited(handler, self)

@@ -13,6 +13,7 @@ of the old endpoint: a returned ``dict``/``list`` is sent without a response obj
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -28,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from ._params import CallablePlan, merge_sub_response, plan_callable
 from ._responding import ResponseShaper, ResponseValidationError, to_response
 from ._websocket import WebSocketEndpoint
+from .constants import ROUTED_HANDLER_MARK
 from .core._request_tasks import current_request_tasks
 from .dependencies import DependencyError
 from .requests import Request
@@ -310,6 +312,8 @@ class Router:
 
     def _add(self, spec: _RouteSpec) -> None:
         route = spec.build()  # planned once, here: a bad handler fails when it is added
+        with contextlib.suppress(AttributeError, TypeError):  # builtins, bound methods
+            setattr(spec.handler, ROUTED_HANDLER_MARK, True)
         self._specs.append(spec)
         self._routes.append(route)
         self._on_added(route)

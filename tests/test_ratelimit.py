@@ -104,6 +104,15 @@ def test_bad_limits_fail_when_made() -> None:
         RateLimitMiddleware(Starlette(), limits=["1/second"], url="nope://")
 
 
+def test_a_decorator_above_the_route_decorator_is_an_error_not_a_silent_no_op() -> None:
+    app = QakeAPI()
+    with pytest.raises(TypeError, match=r"@rate_limit is above the route decorator of .*open"):
+        @rate_limit("1/minute")  # wrong order: the route would serve the unlimited handler
+        @app.get("/open")
+        async def open_door() -> dict[str, bool]:
+            return {"open": True}
+
+
 # -- the decorator on QakeAPI routes --------------------------------------------------------
 def limited_app(url: str) -> QakeAPI:
     app = QakeAPI(queue_url=url)
