@@ -79,13 +79,15 @@ class QakeAPI(Router, TaskMiddleware):
         description: str | None = None,
         openapi_url: str | None = DEFAULT_OPENAPI_URL,
         docs_url: str | None = DEFAULT_DOCS_URL,
+        dependencies: Sequence[Any] = (),
     ) -> None:
         """``max_body_size`` (bytes, 0 = no limit) and ``body_timeout`` (seconds, 0 = none)
         default to ``QAKEAPI_MAX_BODY_SIZE`` / ``QAKEAPI_BODY_TIMEOUT``, else 1 MiB and 30 s:
         see :class:`qakeapi.http_limits.RequestLimits`. ``title``, ``version`` and
         ``description`` head the OpenAPI document served at ``openapi_url``, with Swagger UI at
-        ``docs_url`` (``None`` turns either off): see docs/openapi.md."""
-        super().__init__()
+        ``docs_url`` (``None`` turns either off): see docs/openapi.md. ``dependencies``
+        (``[Depends(check)]``) run before every HTTP route's handler."""
+        super().__init__(dependencies=tuple(dependencies))
         self.debug = debug
         self.events = EventBus()
         self.container = Container()

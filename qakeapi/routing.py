@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._params import CallablePlan, merge_sub_response, plan_callable
 from ._responding import ResponseShaper, ResponseValidationError, to_response
+from ._route_dependencies import as_markers, with_dependencies
 from ._websocket import WebSocketEndpoint
 from .constants import ROUTED_HANDLER_MARK
 from .core._request_tasks import current_request_tasks
@@ -71,6 +72,9 @@ class RouteOptions:
     include_in_schema: bool = True
     operation_id: str | None = None
     responses: Mapping[int, Any] | None = None
+    dependencies: tuple[Any, ...] = ()
+    """``Depends(check)`` run before the handler for their effect (FastAPI's
+    ``dependencies=[...]``); a router's and the app's come first."""
     condition: Callable[[Request], bool] | None = None
     """Serve the route only to requests for which ``condition(request)`` is true (headers,
     query, path; no body): otherwise matching goes on to the next route, e.g. one for the
@@ -85,6 +89,7 @@ class RouteOptions:
         if isinstance(self.tags, str):
             raise TypeError(f"tags must be a list of strings, got the string {self.tags!r}")
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "dependencies", as_markers(self.dependencies))
         condition = self.condition
         if condition is not None and (
                 not callable(condition) or inspect.iscoroutinefunction(condition)):
@@ -95,7 +100,9 @@ class RouteOptions:
         """These options for a route of a router whose defaults are ``parent``."""
         responses = {**(parent.responses or {}), **(self.responses or {})} or None
         tags = parent.tags + tuple(t for t in self.tags if t not in parent.tags)
-        return _replace(self, tags=tags, responses=responses,
+        dependencies = parent.dependencies + tuple(
+            d for d in self.dependencies if d not in parent.dependencies)
+        return _replace(self, tags=tags, responses=responses, dependencies=dependencies,
                         deprecated=self.deprecated or parent.deprecated,
                         include_in_schema=self.include_in_schema and parent.include_in_schema)
 
@@ -117,6 +124,7 @@ class RouteKwargs(TypedDict, total=False):
     include_in_schema: bool
     operation_id: str | None
     responses: Mapping[int, Any] | None
+    dependencies: tuple[Any, ...] | list[Any]
     condition: Callable[[Request], bool] | None
 
 
@@ -241,10 +249,12 @@ class Router:
         responses: Mapping[int, Any] | None = None,
         deprecated: bool = False,
         include_in_schema: bool = True,
+        dependencies: tuple[Any, ...] | list[Any] = (),
     ) -> None:
         self.prefix = prefix.rstrip("/")
         self.defaults = RouteOptions(tags=tuple(tags), responses=responses,
-                                     deprecated=deprecated, include_in_schema=include_in_schema)
+                                     deprecated=deprecated, include_in_schema=include_in_schema,
+                                     dependencies=tuple(dependencies))
         self._specs: list[_RouteSpec] = []
         self._routes: list[BaseRoute] = []
 
@@ -318,10 +328,18 @@ class Router:
         self._routes.append(route)
         self._on_added(route)
 
-    def include_router(self, router: Router, prefix: str = "") -> None:
+    def include_router(self, router: Router, prefix: str = "", *,
+                       tags: tuple[str, ...] | list[str] = (),
+                       responses: Mapping[int, Any] | None = None,
+                       dependencies: tuple[Any, ...] | list[Any] = ()) -> None:
+        """Serve ``router``'s routes under ``prefix``; ``tags``, ``responses`` and
+        ``dependencies`` are added to each of its HTTP routes (before the router's own)."""
         prefix = prefix.rstrip("/")
+        included = RouteOptions(tags=tuple(tags), responses=responses,
+                                dependencies=tuple(dependencies))
         for spec in router._specs:
-            options = spec.options if spec.methods is None else spec.options.under(self.defaults)
+            options = spec.options if spec.methods is None else (
+                spec.options.under(included).under(self.defaults))
             self._add(_RouteSpec(self.prefix + prefix + spec.path, spec.methods, spec.handler,
                                  spec.name, options))
 
@@ -340,6 +358,8 @@ def build_route(path: str, handler: Callable[..., Any], methods: list[str], name
                 options: RouteOptions | None = None) -> BaseRoute:
     """A Starlette ``Route`` whose ``endpoint`` is the handler's :class:`HandlerEndpoint`."""
     _, _, convertors = compile_path(path)
+    if options is not None and options.dependencies:
+        handler = with_dependencies(handler, options.dependencies)
     plan = plan_callable(handler, path_params=convertors.keys())
     endpoint = HandlerEndpoint(handler, plan, options)
     condition = endpoint.options.condition

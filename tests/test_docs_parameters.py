@@ -115,3 +115,15 @@ def test_dependencies_page_startup_check_message() -> None:
     message = str(caught.value)
     assert message.startswith("handler '") and "orders' (/orders): can't provide" in message
     assert "Database: its constructor needs arguments" in message
+
+
+def test_dependencies_page_route_dependencies() -> None:
+    ns = run_block("docs/dependencies.md", "def verify_key")
+    with TestClient(ns["app"]) as client:
+        refused = client.post("/admin/flush", headers={"x-key": "guess"})
+        assert (refused.status_code, refused.json()) == (403, {"detail": "bad key"})
+        assert client.post("/admin/flush").json()["detail"][0]["loc"] == ["header", "x-key"]
+        assert ns["audit"] == []
+        assert client.post("/admin/flush", headers={"x-key": "s3cret"}).json() == {
+            "flushed": True}
+    assert ns["audit"] == ["called"]

@@ -1,16 +1,13 @@
-"""An admin router: its tags and responses are given here, since ``include_router`` takes a
-prefix only (FastAPI's main.py gives them to ``include_router``)."""
+"""An admin router, shared between projects: main.py gives it its prefix, tags, responses and
+dependency when it includes it."""
 
 from __future__ import annotations
 
-from qakeapi import Depends, Router
+from qakeapi import Router
 
-from ..dependencies import get_query_token, get_token_header
-
-router = Router(tags=["admin"], responses={418: {"description": "I'm a teapot"}})
+router = Router()
 
 
 @router.post("/")
-async def update_admin(_token: None = Depends(get_query_token),
-                       _header: None = Depends(get_token_header)) -> dict[str, str]:
+async def update_admin() -> dict[str, str]:
     return {"message": "Admin getting schwifty"}
