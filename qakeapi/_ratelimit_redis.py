@@ -13,9 +13,9 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis import exceptions as redis_errors
 
 from ._ratelimit_storage import Counters, Window
+from ._redis_errors import UNREACHABLE, unavailable_as_backend_error
 from .exceptions import BackendUnavailable
 from .queued_tasks.backends._redis import parse_redis_url
 
@@ -41,7 +41,7 @@ if ttl < 0 then
 end
 return {n, ttl, 0}
 """
-_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+_ERRORS = UNREACHABLE
 
 
 class RedisCounters(Counters):
@@ -52,18 +52,8 @@ class RedisCounters(Counters):
         self._script: Any = None
 
     async def _call(self, what: Any) -> Any:
-        try:
+        with unavailable_as_backend_error(self._where):
             return await what
-        except redis_errors.AuthenticationError as exc:
-            raise BackendUnavailable(f"Redis at {self._where} refused the password: "
-                                     f"{exc}") from exc
-        except _ERRORS as exc:
-            raise BackendUnavailable(f"Redis at {self._where} is unreachable: {exc}") from exc
-        except redis_errors.ResponseError as exc:
-            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-                raise BackendUnavailable(f"Redis at {self._where} refused the password: "
-                                         f"{exc}") from exc
-            raise
 
     async def connect(self) -> None:
         try:

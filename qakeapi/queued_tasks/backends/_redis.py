@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import redis.asyncio as aioredis
-from redis import exceptions as redis_errors
 
+from ..._redis_errors import UNREACHABLE, unavailable_as_backend_error
 from ...exceptions import BackendUnavailable, CorruptTaskError, MissingParentError, TaskNotFound
 from ...types import (
     QueueStats,
@@ -42,7 +42,7 @@ __all__ = ["RedisStorage", "parse_redis_url"]
 logger = logging.getLogger("qakeapi.queue")
 T = TypeVar("T")
 DEFAULT_PREFIX = "qakeapi"
-_REDIS_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+_REDIS_ERRORS = UNREACHABLE
 INDEX_CHUNK = 1_000
 """Tasks one script puts into the listing indexes when an old queue is upgraded."""
 PAGE_ROUNDS = 8
@@ -99,18 +99,8 @@ class RedisStorage(QueueStorage):
         return f"{self.prefix}:{name}"
 
     async def _call(self, what: Callable[[], Awaitable[T]]) -> T:
-        try:
+        with unavailable_as_backend_error(self._where):
             return await what()
-        except redis_errors.AuthenticationError as exc:
-            raise BackendUnavailable(f"Redis at {self._where} refused the password: "
-                                     f"{exc}") from exc
-        except _REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis at {self._where} is unreachable: {exc}") from exc
-        except redis_errors.ResponseError as exc:
-            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-                raise BackendUnavailable(f"Redis at {self._where} refused the password: "
-                                         f"{exc}") from exc
-            raise
 
     async def _run(self, script: str, now: float | None, *args: Any) -> Any:
         """Run a script; without ``now`` it reads the server's clock (module docstring)."""
