@@ -51,13 +51,29 @@ def redis_url() -> Iterator[str]:
         delete_prefix(REDIS_URL, prefix)
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def url_of(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/limits.db"
     return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return url_of(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The storages several processes share (memory counters are one process's own)."""
+    return url_of(request, tmp_path)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def swept_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The storages that delete ended windows themselves (Redis expires keys)."""
+    return url_of(request, tmp_path)
 
 
 async def connected(url: str) -> Counters:
@@ -128,10 +144,8 @@ async def test_concurrent_hits_are_atomic(counters: Counters) -> None:
     assert sorted(seen) == list(range(1, 41))
 
 
-async def test_two_connections_count_together(url: str) -> None:
-    if url == "memory://":
-        pytest.skip("memory counters are one process's own")
-    first, second = await connected(url), await connected(url)
+async def test_two_connections_count_together(shared_url: str) -> None:
+    first, second = await connected(shared_url), await connected(shared_url)
     try:
         seen = []
         for i in range(10):
@@ -290,9 +304,9 @@ async def test_shared_counters_open_once_per_url_and_close(tmp_path: Path) -> No
     await close_shared()
 
 
-async def test_expired_windows_are_swept(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    if url.startswith("redis"):
-        pytest.skip("Redis expires keys by itself")
+async def test_expired_windows_are_swept(swept_url: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    url = swept_url
     monkeypatch.setattr(_ratelimit_storage, "RATELIMIT_SWEEP_EVERY", 10)
     monkeypatch.setattr(_ratelimit_sqlite, "RATELIMIT_SWEEP_EVERY", 10)
     counters = await connected(url)
