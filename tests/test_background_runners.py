@@ -1,5 +1,5 @@
-"""The runner pool wakes a second runner only for a job that awaits: a burst of quick tasks
-costs one wake, while tasks that wait (coroutines or threads) still run side by side."""
+"""Tasks released together that wait (coroutines or threads) run side by side: the runners
+wake one another while jobs are pending."""
 
 from __future__ import annotations
 
@@ -40,28 +40,6 @@ def release(pool: RunnerPool, fn: Callable[..., Any], count: int, is_async: bool
     pool.held += count
     pool.start_held(jobs)
     return jobs
-
-
-async def test_a_burst_of_quick_tasks_wakes_one_runner() -> None:
-    ran: list[int] = []
-
-    async def quick(i: int) -> int:
-        ran.append(i)
-        return i
-
-    pool = new_pool(4)
-    async with anyio.create_task_group() as tg:
-        pool.start(tg)
-        await anyio.wait_all_tasks_blocked()
-        jobs = release(pool, quick, 10, True)
-        await anyio.wait_all_tasks_blocked()
-        assert ran == list(range(10))
-        assert [job.result for job in jobs] == list(range(10))
-        assert {job.status for job in jobs} == {TaskStatus.SUCCEEDED}
-        # The first runner took them all, one after another: a second one woken for the
-        # pending jobs would have found the queue empty.
-        assert pool.wakes == 1
-        await pool.drain(1.0)
 
 
 async def test_tasks_that_await_start_side_by_side() -> None:

@@ -26,7 +26,6 @@ from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskStatus
 from ._background_jobs import NO_KWARGS, Job, Runner
 from ._background_settings import BackgroundSettings
 from ._background_table import TaskTable
-from ._first_step import run_watching
 from ._isolation import ThreadSlots, is_cancellation
 from ._retry import decide_retry
 
@@ -168,18 +167,12 @@ class RunnerPool:
             return
 
     def _wake_one(self) -> None:
-        """Wake one idle runner. Runners wake in a chain: a runner whose job awaits while
-        jobs are pending wakes the next (:meth:`_wake_next`), so a burst of quick tasks costs
-        one wake while slow tasks still start side by side, one loop iteration apart."""
+        """Wake one idle runner. Runners wake in a chain: a woken runner that takes a job and
+        still sees pending ones wakes the next, so a burst of quick tasks costs a wake or two
+        while slow tasks still start side by side, one loop iteration apart."""
         self._waking += 1
         self.wakes += 1
         self._idle.pop().set()
-
-    def _wake_next(self) -> None:
-        """A runner's job awaits: wake an idle runner for the jobs still pending, so slow
-        tasks start side by side."""
-        if self.pending and self._idle and not self._waking:
-            self._wake_one()
 
     def _made_room(self) -> None:
         for waiter in self._room_waiters:
@@ -193,7 +186,6 @@ class RunnerPool:
         room_at = self._room_at
         tasks = self.tasks
         finished_ids = tasks.finished_ids
-        wake_next = self._wake_next
         while not self.stopping:
             with anyio.CancelScope() as scope:
                 runner.scope = scope
@@ -217,6 +209,8 @@ class RunnerPool:
                         now = time()
                         continue
                     job = pending.popleft()
+                    if pending and self._idle and not self._waking:
+                        self._wake_one()
                     if self._room_waiters and len(pending) <= room_at:
                         self._made_room()
                     if job.status is not _PENDING:
@@ -227,18 +221,14 @@ class RunnerPool:
                         self.events is None or not self.events.active
                     ):
                         # The common case, inline: one attempt, no deadline, no listeners.
-                        # The next runner is woken only if the job awaits (see
-                        # run_watching): a job that ends in its first step lets this runner
-                        # take the next one at once, so a woken runner would find none.
                         job.status = _RUNNING
                         job.attempts = 1
                         job.started_at = now
                         try:
                             if job.kwargs is NO_KWARGS:
-                                result = await run_watching(job.fn(*job.args), wake_next)
+                                result = await job.fn(*job.args)
                             else:
-                                result = await run_watching(
-                                    job.fn(*job.args, **job.kwargs), wake_next)
+                                result = await job.fn(*job.args, **job.kwargs)
                         except Exception as exc:
                             self._fail(job, exc)
                             now = time()
@@ -268,8 +258,6 @@ class RunnerPool:
                             self._pending_emit(job)
                             break
                     else:
-                        # Threads and retries: the job awaits, so wake the next runner now.
-                        wake_next()
                         await self._run_job(job, runner, scope)
                         now = time()
                         if runner.cancelled:
