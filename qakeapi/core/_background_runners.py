@@ -68,6 +68,8 @@ class RunnerPool:
         self._room_at = settings.max_pending // 2
         """Adders waiting for room go on once the queue has drained to this."""
         self._idle: list[anyio.Event] = []
+        self.wakes = 0
+        """Idle runners woken so far (a figure for tests and profiling)."""
         self._waking = 0
         self._room_waiters: list[anyio.Event] = []
         self._all_done: anyio.Event | None = None
@@ -169,6 +171,7 @@ class RunnerPool:
         still sees pending ones wakes the next, so a burst of quick tasks costs a wake or two
         while slow tasks still start side by side, one loop iteration apart."""
         self._waking += 1
+        self.wakes += 1
         self._idle.pop().set()
 
     def _made_room(self) -> None:
