@@ -3,10 +3,8 @@ served by a real uvicorn, on a SQLite queue run by a real (embedded) worker."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +15,9 @@ import pytest
 from qakeapi.queued_tasks import QueuedTasks, QueueSettings
 from qakeapi.types import TaskStatus
 
+from ._browser import By, chromium, wait_for
 from ._dashboard_app import SECRET, TOKEN, build
 from ._server import serve
-
-CHROMIUM = "/usr/bin/chromium"
-DRIVER = "/usr/bin/chromedriver"
-
-if not (os.path.exists(CHROMIUM) and shutil.which(DRIVER)):
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs chromium and chromium-driver (.ci/run installs them)")
-    pytest.skip("chromium and chromium-driver are not installed", allow_module_level=True)
-
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -41,20 +27,6 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     app, tasks = build(tmp_path)
     with serve(app) as url:
         yield url, tasks
-
-
-def chromium(javascript: bool = True) -> Any:
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1000"):
-        options.add_argument(arg)
-    if not javascript:
-        options.add_experimental_option(
-            "prefs", {"profile.managed_default_content_settings.javascript": 2})
-    driver = webdriver.Chrome(options=options, service=Service(DRIVER))
-    driver.set_page_load_timeout(30)
-    return driver
 
 
 @pytest.fixture
@@ -81,16 +53,6 @@ def record(db: str, task_id: str) -> dict[str, Any]:
             assert found is not None
             return found.to_dict()
     return anyio.run(read)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def sign_in(driver: Any, url: str, root: str = "/dash") -> None:

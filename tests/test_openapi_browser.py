@@ -4,31 +4,16 @@ and "Try it out" calls the app."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from ._browser import By, chromium, wait_for
 from ._server import serve
 from .test_openapi import build_app
-
-CHROMIUM = "/usr/bin/chromium"
-DRIVER = "/usr/bin/chromedriver"
-
-if not (os.path.exists(CHROMIUM) and shutil.which(DRIVER)):
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs chromium and chromium-driver (.ci/run installs them)")
-    pytest.skip("chromium and chromium-driver are not installed", allow_module_level=True)
-
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -41,28 +26,11 @@ def site() -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1000"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(DRIVER))
-    driver.set_page_load_timeout(30)
+    driver = chromium(browser_logs=True)
     try:
         yield driver
     finally:
         driver.quit()
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_swagger_ui_renders_every_operation_from_the_app_alone(
