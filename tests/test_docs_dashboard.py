@@ -13,7 +13,7 @@ import pytest
 from qakeapi import BackgroundTaskManager
 from qakeapi.testing import TestClient
 
-from ._docs import python_blocks
+from . import _docs as docs
 
 TOKEN = "docs-dashboard-token"
 
@@ -28,10 +28,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_block(marker: str) -> dict[str, Any]:
-    [block] = [b for b in python_blocks("docs/dashboard.md") if marker in b]
-    ns: dict[str, Any] = {"__name__": "docs_dashboard"}
-    exec(compile(block, f"docs/dashboard.md:{marker}", "exec"), ns)
-    return ns
+    return docs.run_block("docs/dashboard.md", marker, module="docs_dashboard")
 
 
 @pytest.mark.parametrize("marker", ["QakeAPI(queue_url", "FastAPI(lifespan"])

@@ -13,7 +13,7 @@ import pytest
 from qakeapi import BackgroundTaskManager, TaskStatus
 from qakeapi.testing import TestClient
 
-from ._docs import python_blocks
+from . import _docs as docs
 
 
 @pytest.fixture(autouse=True)
@@ -25,10 +25,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_block(marker: str) -> dict[str, Any]:
-    [block] = [b for b in python_blocks("docs/fastapi.md") if marker in b]
-    ns: dict[str, Any] = {"__name__": "docs_fastapi"}
-    exec(compile(block, f"docs/fastapi.md:{marker}", "exec"), ns)
-    return ns
+    return docs.run_block("docs/fastapi.md", marker, module="docs_fastapi")
 
 
 def wait_succeeded(client: TestClient, ns: dict[str, Any], task_id: str) -> Any:

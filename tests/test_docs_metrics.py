@@ -16,6 +16,7 @@ import pytest
 from qakeapi import BackgroundTaskManager
 from qakeapi.testing import AsyncTestClient, TestClient
 
+from . import _docs as docs
 from ._docs import python_blocks
 from .test_metrics import series
 
@@ -34,9 +35,7 @@ def block(marker: str) -> str:
 
 
 def run_block(marker: str) -> dict[str, Any]:
-    ns: dict[str, Any] = {"__name__": "docs_metrics"}
-    exec(compile(block(marker), f"docs/metrics.md:{marker}", "exec"), ns)
-    return ns
+    return docs.run_block("docs/metrics.md", marker, module="docs_metrics")
 
 
 @pytest.mark.anyio

@@ -8,17 +8,14 @@ from openapi_spec_validator import validate
 
 from qakeapi.testing import TestClient
 
-from ._docs import python_blocks
+from . import _docs as docs
 
 PAGE = "docs/openapi.md"
 
 
 def run_block(marker: str, ns: dict[str, Any] | None = None) -> dict[str, Any]:
-    [block] = [b for b in python_blocks(PAGE) if marker in b]
-    ns = ns if ns is not None else {"__name__": "docs_openapi"}
     # dont_inherit: run as a reader would, without this module's `from __future__` import
-    exec(compile(block, f"{PAGE}:{marker}", "exec", dont_inherit=True), ns)
-    return ns
+    return docs.run_block(PAGE, marker, ns, module="docs_openapi", dont_inherit=True)
 
 
 def test_the_example_app_and_its_document() -> None:

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from qakeapi.testing import AsyncTestClient, TestClient
 
-from ._docs import python_blocks
-
-
-def run_block(path: str, marker: str) -> dict[str, Any]:
-    [block] = [b for b in python_blocks(path) if marker in b]
-    ns: dict[str, Any] = {"__name__": "docs_" + marker.strip("@(\"/ ").replace(" ", "_")}
-    exec(compile(block, f"{path}:{marker}", "exec"), ns)
-    return ns
+from ._docs import python_blocks, run_block
 
 
 def test_framework_routes() -> None:

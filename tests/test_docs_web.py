@@ -9,14 +9,11 @@ import pytest
 
 from qakeapi.testing import TestClient
 
-from ._docs import python_blocks
+from . import _docs as docs
 
 
 def run_block(path: str, marker: str, ns: dict[str, Any] | None = None) -> dict[str, Any]:
-    [block] = [b for b in python_blocks(path) if marker in b]
-    ns = ns if ns is not None else {"__name__": "docs_web"}
-    exec(compile(block, f"{path}:{marker}", "exec"), ns)
-    return ns
+    return docs.run_block(path, marker, ns, module="docs_web")
 
 
 def test_routing_options() -> None:

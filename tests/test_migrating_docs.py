@@ -13,6 +13,7 @@ import pytest
 from qakeapi import BackgroundTaskManager
 from qakeapi.testing import TestClient
 
+from . import _docs as docs
 from ._docs import ROOT, python_blocks
 
 DOC = "docs/migrating.md"
@@ -29,10 +30,7 @@ def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_block(marker: str) -> dict[str, Any]:
-    [block] = [b for b in python_blocks(DOC) if marker in b]
-    ns: dict[str, Any] = {"__name__": "docs_migrating"}
-    exec(compile(block, f"{DOC}:{marker}", "exec"), ns)
-    return ns
+    return docs.run_block(DOC, marker, module="docs_migrating")
 
 
 def test_every_block_is_run_here_and_every_link_exists() -> None:

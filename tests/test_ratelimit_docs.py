@@ -12,6 +12,7 @@ import pytest
 from qakeapi import BackgroundTaskManager
 from qakeapi.testing import TestClient
 
+from . import _docs as docs
 from ._docs import python_blocks
 
 DOC = "docs/rate-limiting.md"
@@ -26,10 +27,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_block(marker: str) -> dict[str, Any]:
-    [block] = [b for b in python_blocks(DOC) if marker in b]
-    ns: dict[str, Any] = {"__name__": "docs_ratelimit"}
-    exec(compile(block, f"{DOC}:{marker}", "exec"), ns)
-    return ns
+    return docs.run_block(DOC, marker, module="docs_ratelimit")
 
 
 def test_every_block_is_run_here() -> None:
