@@ -12,8 +12,6 @@ becomes ``Item-Input`` and ``Item-Output``.
 from __future__ import annotations
 
 import json
-import types
-import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -122,11 +120,3 @@ def json_default(value: Any) -> tuple[bool, Any]:
         return False, None
     return True, data
 
-
-def strip_optional(annotation: Any) -> Any:
-    """``T`` for ``T | None``; anything else unchanged."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation

@@ -24,8 +24,8 @@ from ._openapi_schema import (
     HTTPValidationError,
     SchemaCollector,
     json_default,
-    strip_optional,
 )
+from ._params_fields import strip_optional
 from .constants import OPENAPI_VERSION
 from .routing import HandlerEndpoint, RouteOptions, Router
 
@@ -330,15 +330,15 @@ def _phrase(key: str) -> str:
 
 
 def _is_file_type(annotation: Any) -> bool:
-    inner = strip_optional(annotation)
+    inner = strip_optional(annotation)[0]
     args = getattr(inner, "__args__", ())
     if getattr(inner, "__origin__", None) in (list, tuple, set, frozenset) and args:
-        inner = strip_optional(args[0])
+        inner = strip_optional(args[0])[0]
     return isinstance(inner, type) and issubclass(inner, UploadFile)
 
 
 def _file_schema(annotation: Any) -> dict[str, Any]:
-    inner = strip_optional(annotation)
+    inner = strip_optional(annotation)[0]
     if getattr(inner, "__origin__", None) in (list, tuple, set, frozenset):
         return {"type": "array", "items": dict(_BINARY)}
     return dict(_BINARY)
