@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import anyio.to_thread
 from ._ratelimit_storage import Counters, Window
 from .constants import RATELIMIT_SWEEP_EVERY
 from .exceptions import BackendUnavailable
-from .queued_tasks.backends._sqlite_connect import path_from_url
+from .queued_tasks.backends._sqlite_connect import connect_file, path_from_url, transaction
 
 __all__ = ["TABLE", "SQLiteCounters"]
 
@@ -45,16 +44,8 @@ _SWEEP = f"DELETE FROM {TABLE} WHERE typeof(reset_at) IN ('integer', 'real') AND
 
 
 def _open(path: str) -> sqlite3.Connection:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise BackendUnavailable(
-            f"can't open the rate-limit counters in {path}: directory {directory} does not "
-            f"exist")
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn = connect_file(path, "the rate-limit counters in")
     try:
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(_SCHEMA)
     except BaseException:
         conn.close()
@@ -64,15 +55,10 @@ def _open(path: str) -> sqlite3.Connection:
 
 def _hit(conn: sqlite3.Connection, key: str, period: float, now: float, sweep: bool
          ) -> tuple[Any, Any]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         if sweep:
             conn.execute(_SWEEP, (now,))
         row = conn.execute(_HIT, {"key": key, "now": now, "period": period}).fetchone()
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     return row[0], row[1]
 
 

@@ -18,7 +18,7 @@ from ._sqlite_schema import (
     text_or_escaped,
 )
 
-__all__ = ["backend_error", "open_connection", "path_from_url", "transaction"]
+__all__ = ["backend_error", "connect_file", "open_connection", "path_from_url", "transaction"]
 
 
 def path_from_url(url: str) -> str:
@@ -34,16 +34,30 @@ def path_from_url(url: str) -> str:
     return path
 
 
-def open_connection(path: str) -> sqlite3.Connection:
-    """A connection in WAL mode with the current schema (created or upgraded in one
-    transaction); BackendUnavailable for a file this qakeapi can't use."""
+def connect_file(path: str, what: str) -> sqlite3.Connection:
+    """An autocommit connection to the SQLite file ``path`` with a 30 s busy timeout, WAL
+    asked for and ``synchronous = NORMAL``; BackendUnavailable naming ``what`` when its
+    directory does not exist. The caller checks the journal mode if it needs WAL."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise BackendUnavailable(
-            f"can't open the SQLite queue {path}: directory {directory} does not exist")
+            f"can't open {what} {path}: directory {directory} does not exist")
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                               timeout=30.0)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_connection(path: str) -> sqlite3.Connection:
+    """A connection in WAL mode with the current schema (created or upgraded in one
+    transaction); BackendUnavailable for a file this qakeapi can't use."""
+    try:
+        conn = connect_file(path, "the SQLite queue")
         conn.text_factory = text_or_escaped
         try:
             _prepare(conn, path)
@@ -58,11 +72,9 @@ def open_connection(path: str) -> sqlite3.Connection:
 
 
 def _prepare(conn: sqlite3.Connection, path: str) -> None:
-    conn.execute("PRAGMA busy_timeout = 30000")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     if str(mode).lower() != "wal":
         raise BackendUnavailable(f"the SQLite queue {path} can't use WAL mode (got {mode})")
-    conn.execute("PRAGMA synchronous = NORMAL")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise BackendUnavailable(
