@@ -15,7 +15,7 @@ Pydantic's constraints, and works both as a default (``q: int = Query(0, ge=0)``
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, Unpack
 
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -102,143 +102,92 @@ class FileInfo(FormInfo):  # type: ignore[misc]
         super().__init__(media_type=media_type, **kwargs)
 
 
-def _info(cls: type[ParamInfo], default: Any, extra: dict[str, Any], **kwargs: Any) -> Any:
-    """Build ``cls`` with only the options given: a ``None`` constraint is no constraint."""
-    options = {key: value for key, value in kwargs.items() if value is not None}
+class _FileOptions(TypedDict, total=False):
+    """The keyword options every marker takes (``File``'s whole set)."""
+
+    alias: str | None
+    title: str | None
+    description: str | None
+    min_length: int | None
+    max_length: int | None
+    examples: list[Any] | None
+    deprecated: bool | None
+    include_in_schema: bool
+    json_schema_extra: dict[str, Any] | None
+
+
+class _FieldOptions(_FileOptions, total=False):
+    """The keyword options of the markers of values: Pydantic's constraints besides."""
+
+    gt: float | None
+    ge: float | None
+    lt: float | None
+    le: float | None
+    multiple_of: float | None
+    pattern: str | None
+    strict: bool | None
+    allow_inf_nan: bool | None
+
+
+def _info(cls: type[ParamInfo], default: Any, allowed: type[_FileOptions],
+          options: dict[str, Any], **fixed: Any) -> Any:
+    """Build ``cls`` with only the options given (a ``None`` constraint is no constraint);
+    TypeError for an option the marker does not take."""
+    unknown = sorted(set(options) - set(allowed.__annotations__))
+    if unknown:
+        raise TypeError(f"{cls.__name__.removesuffix('Info')}() got unexpected keyword "
+                        f"argument(s): {', '.join(unknown)}")
+    given = {key: value for key, value in {**fixed, **options}.items() if value is not None}
     if default is ...:
         default = PydanticUndefined
-    return cls(default=default, **extra, **options)
+    return cls(default=default, **given)
 
 
-def Query(
-    default: Any = PydanticUndefined, *, default_factory: Any = None, alias: str | None = None,
-    title: str | None = None, description: str | None = None, gt: float | None = None,
-    ge: float | None = None, lt: float | None = None, le: float | None = None,
-    multiple_of: float | None = None, min_length: int | None = None,
-    max_length: int | None = None, pattern: str | None = None, strict: bool | None = None,
-    allow_inf_nan: bool | None = None, examples: list[Any] | None = None,
-    deprecated: bool | None = None, include_in_schema: bool = True,
-    json_schema_extra: dict[str, Any] | None = None,
-) -> Any:
+def Query(default: Any = PydanticUndefined, *, default_factory: Any = None,
+          **options: Unpack[_FieldOptions]) -> Any:
     """A parameter read from the query string (repeated keys for a list)."""
-    return _info(QueryInfo, default, {"include_in_schema": include_in_schema},
-                 default_factory=default_factory, alias=alias, title=title,
-                 description=description, gt=gt, ge=ge, lt=lt, le=le, multiple_of=multiple_of,
-                 min_length=min_length, max_length=max_length, pattern=pattern, strict=strict,
-                 allow_inf_nan=allow_inf_nan, examples=examples, deprecated=deprecated,
-                 json_schema_extra=json_schema_extra)
+    return _info(QueryInfo, default, _FieldOptions, dict(options),
+                 default_factory=default_factory)
 
 
-def Path(
-    default: Any = PydanticUndefined, *, alias: str | None = None, title: str | None = None,
-    description: str | None = None, gt: float | None = None, ge: float | None = None,
-    lt: float | None = None, le: float | None = None, multiple_of: float | None = None,
-    min_length: int | None = None, max_length: int | None = None, pattern: str | None = None,
-    strict: bool | None = None, allow_inf_nan: bool | None = None,
-    examples: list[Any] | None = None, deprecated: bool | None = None,
-    include_in_schema: bool = True, json_schema_extra: dict[str, Any] | None = None,
-) -> Any:
+def Path(default: Any = PydanticUndefined, **options: Unpack[_FieldOptions]) -> Any:
     """A parameter read from the route's path (always required)."""
-    return _info(PathInfo, default, {"include_in_schema": include_in_schema},
-                 alias=alias, title=title, description=description, gt=gt, ge=ge, lt=lt, le=le,
-                 multiple_of=multiple_of, min_length=min_length, max_length=max_length,
-                 pattern=pattern, strict=strict, allow_inf_nan=allow_inf_nan,
-                 examples=examples, deprecated=deprecated, json_schema_extra=json_schema_extra)
+    return _info(PathInfo, default, _FieldOptions, dict(options))
 
 
-def Header(
-    default: Any = PydanticUndefined, *, default_factory: Any = None, alias: str | None = None,
-    convert_underscores: bool = True, title: str | None = None,
-    description: str | None = None, gt: float | None = None, ge: float | None = None,
-    lt: float | None = None, le: float | None = None, multiple_of: float | None = None,
-    min_length: int | None = None, max_length: int | None = None, pattern: str | None = None,
-    strict: bool | None = None, allow_inf_nan: bool | None = None,
-    examples: list[Any] | None = None, deprecated: bool | None = None,
-    include_in_schema: bool = True, json_schema_extra: dict[str, Any] | None = None,
-) -> Any:
+def Header(default: Any = PydanticUndefined, *, default_factory: Any = None,
+           convert_underscores: bool = True, **options: Unpack[_FieldOptions]) -> Any:
     """A parameter read from a request header; ``user_agent`` reads ``user-agent`` unless
     ``convert_underscores=False``."""
-    return _info(HeaderInfo, default, {"include_in_schema": include_in_schema,
-                                       "convert_underscores": convert_underscores},
-                 default_factory=default_factory, alias=alias, title=title,
-                 description=description, gt=gt, ge=ge, lt=lt, le=le, multiple_of=multiple_of,
-                 min_length=min_length, max_length=max_length, pattern=pattern, strict=strict,
-                 allow_inf_nan=allow_inf_nan, examples=examples, deprecated=deprecated,
-                 json_schema_extra=json_schema_extra)
+    return _info(HeaderInfo, default, _FieldOptions, dict(options),
+                 default_factory=default_factory, convert_underscores=convert_underscores)
 
 
-def Cookie(
-    default: Any = PydanticUndefined, *, default_factory: Any = None, alias: str | None = None,
-    title: str | None = None, description: str | None = None, gt: float | None = None,
-    ge: float | None = None, lt: float | None = None, le: float | None = None,
-    multiple_of: float | None = None, min_length: int | None = None,
-    max_length: int | None = None, pattern: str | None = None, strict: bool | None = None,
-    allow_inf_nan: bool | None = None, examples: list[Any] | None = None,
-    deprecated: bool | None = None, include_in_schema: bool = True,
-    json_schema_extra: dict[str, Any] | None = None,
-) -> Any:
+def Cookie(default: Any = PydanticUndefined, *, default_factory: Any = None,
+           **options: Unpack[_FieldOptions]) -> Any:
     """A parameter read from a cookie."""
-    return _info(CookieInfo, default, {"include_in_schema": include_in_schema},
-                 default_factory=default_factory, alias=alias, title=title,
-                 description=description, gt=gt, ge=ge, lt=lt, le=le, multiple_of=multiple_of,
-                 min_length=min_length, max_length=max_length, pattern=pattern, strict=strict,
-                 allow_inf_nan=allow_inf_nan, examples=examples, deprecated=deprecated,
-                 json_schema_extra=json_schema_extra)
+    return _info(CookieInfo, default, _FieldOptions, dict(options),
+                 default_factory=default_factory)
 
 
-def Body(
-    default: Any = PydanticUndefined, *, default_factory: Any = None, embed: bool = False,
-    media_type: str = "application/json", alias: str | None = None, title: str | None = None,
-    description: str | None = None, gt: float | None = None, ge: float | None = None,
-    lt: float | None = None, le: float | None = None, multiple_of: float | None = None,
-    min_length: int | None = None, max_length: int | None = None, pattern: str | None = None,
-    strict: bool | None = None, allow_inf_nan: bool | None = None,
-    examples: list[Any] | None = None, deprecated: bool | None = None,
-    include_in_schema: bool = True, json_schema_extra: dict[str, Any] | None = None,
-) -> Any:
+def Body(default: Any = PydanticUndefined, *, default_factory: Any = None, embed: bool = False,
+         media_type: str = "application/json", **options: Unpack[_FieldOptions]) -> Any:
     """A parameter read from the JSON body: the whole body, or its key named after the
     parameter when the handler has several body parameters or ``embed=True``."""
-    return _info(BodyInfo, default, {"include_in_schema": include_in_schema, "embed": embed,
-                                     "media_type": media_type},
-                 default_factory=default_factory, alias=alias, title=title,
-                 description=description, gt=gt, ge=ge, lt=lt, le=le, multiple_of=multiple_of,
-                 min_length=min_length, max_length=max_length, pattern=pattern, strict=strict,
-                 allow_inf_nan=allow_inf_nan, examples=examples, deprecated=deprecated,
-                 json_schema_extra=json_schema_extra)
+    return _info(BodyInfo, default, _FieldOptions, dict(options),
+                 default_factory=default_factory, embed=embed, media_type=media_type)
 
 
-def Form(
-    default: Any = PydanticUndefined, *, default_factory: Any = None,
-    media_type: str = "application/x-www-form-urlencoded", alias: str | None = None,
-    title: str | None = None, description: str | None = None, gt: float | None = None,
-    ge: float | None = None, lt: float | None = None, le: float | None = None,
-    multiple_of: float | None = None, min_length: int | None = None,
-    max_length: int | None = None, pattern: str | None = None, strict: bool | None = None,
-    allow_inf_nan: bool | None = None, examples: list[Any] | None = None,
-    deprecated: bool | None = None, include_in_schema: bool = True,
-    json_schema_extra: dict[str, Any] | None = None,
-) -> Any:
+def Form(default: Any = PydanticUndefined, *, default_factory: Any = None,
+         media_type: str = "application/x-www-form-urlencoded",
+         **options: Unpack[_FieldOptions]) -> Any:
     """A field of a form body (urlencoded or multipart), parsed by Starlette."""
-    return _info(FormInfo, default, {"include_in_schema": include_in_schema,
-                                     "media_type": media_type},
-                 default_factory=default_factory, alias=alias, title=title,
-                 description=description, gt=gt, ge=ge, lt=lt, le=le, multiple_of=multiple_of,
-                 min_length=min_length, max_length=max_length, pattern=pattern, strict=strict,
-                 allow_inf_nan=allow_inf_nan, examples=examples, deprecated=deprecated,
-                 json_schema_extra=json_schema_extra)
+    return _info(FormInfo, default, _FieldOptions, dict(options),
+                 default_factory=default_factory, media_type=media_type)
 
 
-def File(
-    default: Any = PydanticUndefined, *, default_factory: Any = None,
-    media_type: str = "multipart/form-data", alias: str | None = None,
-    title: str | None = None, description: str | None = None,
-    min_length: int | None = None, max_length: int | None = None,
-    examples: list[Any] | None = None, deprecated: bool | None = None,
-    include_in_schema: bool = True, json_schema_extra: dict[str, Any] | None = None,
-) -> Any:
+def File(default: Any = PydanticUndefined, *, default_factory: Any = None,
+         media_type: str = "multipart/form-data", **options: Unpack[_FileOptions]) -> Any:
     """An uploaded file of a multipart body, as ``bytes`` or :class:`UploadFile`."""
-    return _info(FileInfo, default, {"include_in_schema": include_in_schema,
-                                     "media_type": media_type},
-                 default_factory=default_factory, alias=alias, title=title,
-                 description=description, min_length=min_length, max_length=max_length,
-                 examples=examples, deprecated=deprecated, json_schema_extra=json_schema_extra)
+    return _info(FileInfo, default, _FileOptions, dict(options),
+                 default_factory=default_factory, media_type=media_type)

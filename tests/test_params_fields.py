@@ -84,3 +84,13 @@ def test_special_parameters_have_their_sources() -> None:
         ("websocket", "websocket"), ("q", "query")]
     assert plan.response_param == "out" and plan.request_only is None
     assert [p.name for p in plan.http_params()] == ["q"]
+
+
+def test_markers_refuse_options_they_do_not_take() -> None:
+    from qakeapi.params import File, Query
+
+    with pytest.raises(TypeError, match=r"Query\(\) got unexpected keyword argument\(s\): bogus"):
+        Query(0, bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"File\(\) got unexpected keyword argument\(s\): ge"):
+        File(ge=1)  # type: ignore[call-arg]
+    assert Query(0, include_in_schema=False).include_in_schema is False
