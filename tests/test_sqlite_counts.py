@@ -58,20 +58,92 @@ async def test_counts_follow_every_change(tmp_path: Path) -> None:
         await storage.close()
 
 
-async def test_a_schema_3_queue_gets_its_counts_on_upgrade(tmp_path: Path) -> None:
-    path = tmp_path / "queue.db"
+SCHEMA_4 = """
+DROP INDEX tasks_miscounted; DROP INDEX tasks_pending_due; DROP INDEX tasks_running_lease;
+DROP INDEX tasks_ended; DROP INDEX tasks_pending_oldest; DROP TRIGGER task_counts_delete;
+ALTER TABLE tasks DROP COLUMN counted_as;
+CREATE INDEX tasks_due ON tasks (status, waiting, priority DESC, due, seq);
+CREATE INDEX tasks_lease ON tasks (status, lease_expires_at);
+CREATE INDEX tasks_finished ON tasks (status, finished_at);
+CREATE INDEX tasks_oldest ON tasks (status, waiting, created_at, due);
+CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO task_counts (status, n) VALUES (new.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE status = old.status;
+END;
+CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON tasks
+    WHEN old.status IS NOT new.status BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE status = old.status;
+    INSERT INTO task_counts (status, n) VALUES (new.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+PRAGMA user_version = 4;
+"""
+"""A schema 5 queue turned back into what qakeapi wrote up to schema 4: no ``counted_as``,
+indexes over every task, a trigger counting each changed row."""
+SCHEMA_3 = (
+    "DROP TRIGGER task_counts_insert; DROP TRIGGER task_counts_delete; "
+    "DROP TRIGGER task_counts_update; DROP TABLE task_counts; DROP INDEX tasks_oldest; "
+    "DROP INDEX tasks_named; DROP INDEX tasks_named_listed; PRAGMA user_version = 3;")
+"""... and from schema 4 back to 3: no counts, no listing indexes."""
+
+
+async def _old_queue(path: Path, *downgrades: str) -> None:
+    """Five tasks, two of them claimed, in a queue of an older schema."""
     storage = open_storage(f"sqlite:///{path}")
     await storage.connect()
     await storage.enqueue([_record(i) for i in range(5)], now=2000.0)
     await storage.claim("w1", 2, 30.0, now=2001.0)
     await storage.close()
     with sqlite3.connect(path) as conn:
-        conn.executescript(
-            "DROP TRIGGER task_counts_insert; DROP TRIGGER task_counts_delete; "
-            "DROP TRIGGER task_counts_update; DROP TABLE task_counts; DROP INDEX tasks_oldest; "
-            "DROP INDEX tasks_named; DROP INDEX tasks_named_listed; "
-            "UPDATE tasks SET status = 'succeeded' WHERE id = 'task-4'; "
-            "PRAGMA user_version = 3;")
+        for script in downgrades:
+            conn.executescript(script)
+
+
+async def _check_upgraded(path: Path) -> None:
+    """The queue at ``path`` opens upgraded, counts right, and keeps them right."""
+    storage = open_storage(f"sqlite:///{path}")
+    await storage.connect()
+    try:
+        assert (await storage.stats(now=2002.0)).counts == _counted(path)
+        claimed = await storage.claim("w2", 10, 30.0, now=2003.0)
+        await storage.finish("w2", [TaskOutcome(id=r.id, status=TaskStatus.SUCCEEDED)
+                                    for r in claimed], now=2004.0)
+        assert (await storage.stats(now=2004.0)).counts == _counted(path)
+        assert await storage.purge({TaskStatus.SUCCEEDED}) > 0
+        assert (await storage.stats(now=2005.0)).counts == _counted(path)
+    finally:
+        await storage.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"tasks_named", "tasks_named_listed", "tasks_pending_oldest", "task_counts",
+                "tasks_miscounted", "task_counts_delete"} <= names
+        assert not names & {"tasks_due", "tasks_lease", "tasks_finished", "tasks_oldest",
+                            "task_counts_insert", "task_counts_update"}
+
+
+async def test_a_schema_4_queue_keeps_its_counts_through_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    await _old_queue(path, SCHEMA_4)
+    with sqlite3.connect(path) as conn:  # changes the schema 4 triggers count
+        conn.execute("UPDATE tasks SET status = 'failed' WHERE id = 'task-4'")
+        conn.execute("DELETE FROM tasks WHERE id = 'task-3'")
+        conn.execute("INSERT INTO tasks (id, name, status, due, created_at, args, kwargs) "
+                     "VALUES ('task-9', 'tests._queue_tasks:add', 'pending', 0, 1009, '[]', "
+                     "'{}')")
+        assert dict(conn.execute("SELECT status, n FROM task_counts WHERE n != 0")) == {
+            "pending": 2, "running": 2, "failed": 1}
+    await _check_upgraded(path)
+
+
+async def test_a_schema_3_queue_gets_its_counts_on_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    await _old_queue(path, SCHEMA_4, SCHEMA_3)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE tasks SET status = 'succeeded' WHERE id = 'task-4'")
     storage = open_storage(f"sqlite:///{path}")
     await storage.connect()
     try:
@@ -83,10 +155,7 @@ async def test_a_schema_3_queue_gets_its_counts_on_upgrade(tmp_path: Path) -> No
         assert [r.id for r in page.records] == ["task-3", "task-2"]
     finally:
         await storage.close()
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
-        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"tasks_named", "tasks_named_listed", "tasks_oldest", "task_counts"} <= names
+    await _check_upgraded(path)
 
 
 async def test_counts_written_past_the_queue_stay_sane(tmp_path: Path) -> None:
@@ -104,5 +173,33 @@ async def test_counts_written_past_the_queue_stay_sane(tmp_path: Path) -> None:
         counts = (await storage.stats(now=2000.0)).counts
         assert (counts[TaskStatus.PENDING], counts[TaskStatus.FAILED],
                 counts[TaskStatus.RUNNING]) == (0, 3, 0)
+    finally:
+        await storage.close()
+
+
+async def test_tasks_changed_past_the_queue_are_counted_before_it_moves_them(
+        tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    storage = open_storage(f"sqlite:///{path}")
+    await storage.connect()
+    try:
+        await storage.enqueue([_record(i) for i in range(4)], now=2000.0)
+        running = [r.id for r in await storage.claim("w1", 2, 30.0, now=2001.0)]
+        with sqlite3.connect(path) as conn:  # an operator puts one back, adds and drops some
+            conn.execute("UPDATE tasks SET status = 'pending', worker_id = NULL WHERE id = ?",
+                         (running[0],))
+            conn.execute("INSERT INTO tasks (id, name, status, due, created_at, args, kwargs) "
+                         "VALUES ('by-hand', 'tests._queue_tasks:add', 'pending', 0, 999, "
+                         "'[1, 1]', '{}')")
+            conn.execute("DELETE FROM tasks WHERE id = ?", (running[1],))
+        assert (await storage.stats(now=2002.0)).counts == _counted(path)
+        claimed = await storage.claim("w1", 10, 30.0, now=2003.0)
+        assert {running[0], "by-hand"} <= {r.id for r in claimed}
+        assert (await storage.stats(now=2003.0)).counts == _counted(path)
+        await storage.finish("w1", [TaskOutcome(id=r.id, status=TaskStatus.FAILED)
+                                    for r in claimed], now=2004.0)
+        stats = await storage.stats(now=2004.0)
+        assert stats.counts == _counted(path)
+        assert stats.counts[TaskStatus.FAILED] == 4
     finally:
         await storage.close()
