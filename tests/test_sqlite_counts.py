@@ -13,6 +13,8 @@ from qakeapi.queued_tasks.backends import open_storage
 from qakeapi.queued_tasks.backends._sqlite_schema import SCHEMA_VERSION
 from qakeapi.types import TaskOutcome, TaskRecord, TaskStatus
 
+from ._sqlite_schemas import downgrade
+
 pytestmark = pytest.mark.anyio
 
 
@@ -58,48 +60,14 @@ async def test_counts_follow_every_change(tmp_path: Path) -> None:
         await storage.close()
 
 
-SCHEMA_4 = """
-DROP INDEX tasks_miscounted; DROP INDEX tasks_pending_due; DROP INDEX tasks_running_lease;
-DROP INDEX tasks_ended; DROP INDEX tasks_pending_oldest; DROP TRIGGER task_counts_delete;
-ALTER TABLE tasks DROP COLUMN counted_as;
-CREATE INDEX tasks_due ON tasks (status, waiting, priority DESC, due, seq);
-CREATE INDEX tasks_lease ON tasks (status, lease_expires_at);
-CREATE INDEX tasks_finished ON tasks (status, finished_at);
-CREATE INDEX tasks_oldest ON tasks (status, waiting, created_at, due);
-CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks BEGIN
-    INSERT INTO task_counts (status, n) VALUES (new.status, 1)
-        ON CONFLICT (status) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE status = old.status;
-END;
-CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON tasks
-    WHEN old.status IS NOT new.status BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE status = old.status;
-    INSERT INTO task_counts (status, n) VALUES (new.status, 1)
-        ON CONFLICT (status) DO UPDATE SET n = n + 1;
-END;
-PRAGMA user_version = 4;
-"""
-"""A schema 5 queue turned back into what qakeapi wrote up to schema 4: no ``counted_as``,
-indexes over every task, a trigger counting each changed row."""
-SCHEMA_3 = (
-    "DROP TRIGGER task_counts_insert; DROP TRIGGER task_counts_delete; "
-    "DROP TRIGGER task_counts_update; DROP TABLE task_counts; DROP INDEX tasks_oldest; "
-    "DROP INDEX tasks_named; DROP INDEX tasks_named_listed; PRAGMA user_version = 3;")
-"""... and from schema 4 back to 3: no counts, no listing indexes."""
-
-
-async def _old_queue(path: Path, *downgrades: str) -> None:
-    """Five tasks, two of them claimed, in a queue of an older schema."""
+async def _old_queue(path: Path, version: int) -> None:
+    """Five tasks, two of them claimed, in a queue of schema ``version``."""
     storage = open_storage(f"sqlite:///{path}")
     await storage.connect()
     await storage.enqueue([_record(i) for i in range(5)], now=2000.0)
     await storage.claim("w1", 2, 30.0, now=2001.0)
     await storage.close()
-    with sqlite3.connect(path) as conn:
-        for script in downgrades:
-            conn.executescript(script)
+    downgrade(path, version)
 
 
 async def _check_upgraded(path: Path) -> None:
@@ -127,7 +95,7 @@ async def _check_upgraded(path: Path) -> None:
 
 async def test_a_schema_4_queue_keeps_its_counts_through_the_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "queue.db"
-    await _old_queue(path, SCHEMA_4)
+    await _old_queue(path, 4)
     with sqlite3.connect(path) as conn:  # changes the schema 4 triggers count
         conn.execute("UPDATE tasks SET status = 'failed' WHERE id = 'task-4'")
         conn.execute("DELETE FROM tasks WHERE id = 'task-3'")
@@ -141,7 +109,7 @@ async def test_a_schema_4_queue_keeps_its_counts_through_the_upgrade(tmp_path: P
 
 async def test_a_schema_3_queue_gets_its_counts_on_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "queue.db"
-    await _old_queue(path, SCHEMA_4, SCHEMA_3)
+    await _old_queue(path, 3)
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE tasks SET status = 'succeeded' WHERE id = 'task-4'")
     storage = open_storage(f"sqlite:///{path}")

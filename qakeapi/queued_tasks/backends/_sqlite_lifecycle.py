@@ -23,6 +23,7 @@ from ._sqlite_deps import (
     CASCADE_JOB,
     FanoutResult,
     add_fanout,
+    add_fanouts,
     auto_removed,
     check_requeue,
     fanout_step,
@@ -139,45 +140,53 @@ def finish(conn: sqlite3.Connection, worker_id: str, outcomes: Sequence[TaskOutc
            now: float) -> tuple[list[str], FanoutResult]:
     accepted: list[str] = []
     ended: Counter[str] = Counter()
-    wake = False
+    terminal: list[tuple[str, TaskStatus]] = []
     with _counting(conn):
         for o in outcomes:
-            error = None if o.error is None else dumps(o.error.to_dict())
-            context = None if o.context is None else dumps(o.context)
-            logs = None if o.logs is None else dumps(list(o.logs))
-            if o.status is TaskStatus.PENDING:
-                cursor = conn.execute(
-                    "UPDATE tasks SET status = 'pending', counted_as = 'pending', "
-                    "worker_id = NULL, lease_expires_at = NULL, run_at = ?, due = ?, error = ?, "
-                    "context = coalesce(?, context), logs = coalesce(?, logs) "
-                    "WHERE id = ? AND status = 'running' AND worker_id = ?",
-                    (o.run_at, o.run_at if o.run_at is not None else now, error, context,
-                     logs, o.id, worker_id))
-                wake = wake or cursor.rowcount > 0
-            else:
-                result = None if o.result is None else dumps(o.result)
-                cancelled = o.status is TaskStatus.CANCELLED
-                reason = (o.cancel_reason or "cancelled") if cancelled else None
-                cursor = conn.execute(
-                    "UPDATE tasks SET status = ?, counted_as = ?, result = ?, error = ?, "
-                    "finished_at = ?, worker_id = NULL, lease_expires_at = NULL, "
-                    "cancel_reason = CASE WHEN ? THEN coalesce(?, cancel_reason, ?) "
-                    "ELSE cancel_reason END, "
-                    "context = coalesce(?, context), logs = coalesce(?, logs) "
-                    "WHERE id = ? AND status = 'running' AND worker_id = ?",
-                    (o.status.value, o.status.value, result, error, now, cancelled,
-                     o.cancel_reason, reason, context, logs, o.id, worker_id))
-                if cursor.rowcount and not (o.status is TaskStatus.SUCCEEDED
-                                            and auto_removed(conn, o.id)):
-                    add_fanout(conn, o.id, o.status)
-            if cursor.rowcount:
-                accepted.append(o.id)
-                ended[o.status.value] += 1
+            stored = _store_outcome(conn, worker_id, o, now)
+            if not stored:
+                continue
+            accepted.append(o.id)
+            ended[o.status.value] += 1
+            if o.status is TaskStatus.PENDING or (
+                    o.status is TaskStatus.SUCCEEDED and stored[0][0]
+                    and auto_removed(conn, o.id)):
+                continue
+            terminal.append((o.id, o.status))
+        add_fanouts(conn, terminal)
         ended["running"] -= len(accepted)
         add_counts(conn, ended)
         fanout = fanout_step(conn, now)
-    fanout.released = fanout.released or wake
+    fanout.released = fanout.released or ended["pending"] > 0
     return accepted, fanout
+
+
+def _store_outcome(conn: sqlite3.Connection, worker_id: str, o: TaskOutcome,
+                   now: float) -> list[tuple[int]]:
+    """The outcome of a task ``worker_id`` holds, stored: ``[(auto_remove,)]``, or ``[]``
+    when the worker no longer holds it."""
+    error = None if o.error is None else dumps(o.error.to_dict())
+    context = None if o.context is None else dumps(o.context)
+    logs = None if o.logs is None else dumps(list(o.logs))
+    if o.status is TaskStatus.PENDING:
+        return conn.execute(
+            "UPDATE tasks SET status = 'pending', counted_as = 'pending', worker_id = NULL, "
+            "lease_expires_at = NULL, run_at = ?, due = ?, error = ?, "
+            "context = coalesce(?, context), logs = coalesce(?, logs) "
+            "WHERE id = ? AND status = 'running' AND worker_id = ? RETURNING auto_remove",
+            (o.run_at, o.run_at if o.run_at is not None else now, error, context, logs, o.id,
+             worker_id)).fetchall()
+    result = None if o.result is None else dumps(o.result)
+    cancelled = o.status is TaskStatus.CANCELLED
+    reason = (o.cancel_reason or "cancelled") if cancelled else None
+    return conn.execute(
+        "UPDATE tasks SET status = ?, counted_as = ?, result = ?, error = ?, finished_at = ?, "
+        "worker_id = NULL, lease_expires_at = NULL, "
+        "cancel_reason = CASE WHEN ? THEN coalesce(?, cancel_reason, ?) ELSE cancel_reason END, "
+        "context = coalesce(?, context), logs = coalesce(?, logs) "
+        "WHERE id = ? AND status = 'running' AND worker_id = ? RETURNING auto_remove",
+        (o.status.value, o.status.value, result, error, now, cancelled, o.cancel_reason, reason,
+         context, logs, o.id, worker_id)).fetchall()
 
 
 def fanout_chunk(conn: sqlite3.Connection, now: float) -> FanoutResult:
