@@ -66,8 +66,10 @@ def enqueue(conn: sqlite3.Connection, records: Sequence[TaskRecord],
                     continue
             waiting, record = _against_parents(conn, record, now)
             conn.execute(INSERT_SQL, row_from_record(record, waiting))
-            conn.executemany("INSERT OR IGNORE INTO deps (parent_id, child_id) VALUES (?, ?)",
-                             [(p, record.id) for p in record.parents])
+            if record.parents:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO deps (parent_id, child_id) VALUES (?, ?)",
+                    [(p, record.id) for p in record.parents])
             added[record.status.value] += 1
             out.append(record)
         add_counts(conn, added)
