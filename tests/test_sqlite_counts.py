@@ -1,6 +1,7 @@
-"""SQLite keeps its counts by status in a table its triggers update, so ``stats()`` reads a few
-rows on a queue of any size: they always equal a count of the rows, through every change, and
-a schema 3 queue gets them counted when it is upgraded."""
+"""SQLite keeps its counts by status in a table (updated per transaction, see
+``_sqlite_counts``), so ``stats()`` reads a few rows on a queue of any size: they always equal
+a count of the rows, through every change, the queue's own or one made past it, and a queue
+of schema 3 or 4 has them right once it is upgraded."""
 
 from __future__ import annotations
 
