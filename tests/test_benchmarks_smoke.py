@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
     ("param_paths.py", ["per-request cost by parameters", "scalars", "json", "depends"]),
     ("fastapi_tasks.py", ["fastapi", "in-process", "uvicorn", "ratio target"]),
     ("sqlite_queue.py", ["drain, 1 worker process", "huey", "idle latency",
-                         "write cost of the counts triggers and dashboard indexes"]),
+                         "write cost of the dashboard indexes and delete trigger"]),
     ("redis_peers.py", ["qakeapi", "end-to-end", "idle latency"]),
     ("fanout.py", ["sqlite: cancel parent", "redis: parent succeeds"]),
     ("dashboard.py", ["sqlite: 5,000 tasks", "redis: 5,000 tasks", "task list, page 50 (cursor)",

@@ -17,6 +17,7 @@ from qakeapi.queued_tasks.backends._sqlite_schema import SCHEMA_VERSION
 from qakeapi.types import TaskRecord, TaskStatus
 
 from . import _queue_tasks as t
+from ._sqlite_schemas import downgrade
 from .test_queue import fast_settings, key, queue_url  # noqa: F401 - the backends fixture
 
 pytestmark = pytest.mark.anyio
@@ -70,8 +71,7 @@ async def test_a_schema_2_sqlite_queue_is_upgraded_and_keeps_its_tasks(tmp_path:
     old = TaskRecord(id="old-task", name="tests._queue_tasks:add", args=[1, 2], created_at=1.0)
     await storage.enqueue([old])
     await storage.close()
-    with sqlite3.connect(tmp_path / "queue.db") as conn:
-        conn.executescript("ALTER TABLE tasks DROP COLUMN auto_remove; PRAGMA user_version = 2;")
+    downgrade(tmp_path / "queue.db", 2)
     async with QueuedTasks(settings=fast_settings(url)) as tasks:
         tasks.register(t.add)
         new = tasks.add_task(t.add, 2, 2, auto_remove=True)

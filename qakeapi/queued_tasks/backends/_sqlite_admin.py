@@ -13,6 +13,7 @@ from .._serialization import dumps
 from ._paging import Listing, Position, SortValue
 from ._rows import read_workers, status_or_failed
 from ._sqlite_connect import transaction
+from ._sqlite_counts import read_counts
 from ._sqlite_lifecycle import read_task
 from ._sqlite_schema import COLUMNS, read_row
 
@@ -71,9 +72,8 @@ def list_children(conn: sqlite3.Connection, task_id: str, limit: int) -> list[Ta
 
 def read_stats(conn: sqlite3.Connection, now: float) -> QueueStats:
     counts = dict.fromkeys(TaskStatus, 0)
-    for status, count in conn.execute("SELECT status, n FROM task_counts"):
-        if isinstance(count, int):
-            counts[status_or_failed(status)] += count
+    for status, count in read_counts(conn).items():
+        counts[status_or_failed(status)] += count
     counts = {status: max(0, count) for status, count in counts.items()}
     first = conn.execute(
         "SELECT created_at FROM tasks WHERE status = 'pending' AND waiting = 0 AND due <= ? "

@@ -15,6 +15,7 @@ from ._sqlite_schema import (
     COUNT_TASKS,
     SCHEMA,
     SCHEMA_VERSION,
+    TO_SCHEMA_5,
     text_or_escaped,
 )
 
@@ -82,6 +83,7 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
             f"{SCHEMA_VERSION}: upgrade qakeapi")
     if version < SCHEMA_VERSION:
         upgrade = f"{ADD_AUTO_REMOVE};" if 0 < version < 3 else ""
+        upgrade += f"{TO_SCHEMA_5};" if 0 < version < 5 else ""
         conn.executescript(f"BEGIN IMMEDIATE;{upgrade}{SCHEMA}{COUNT_TASKS};"
                            f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
     conn.execute("SELECT count(*) FROM workers").fetchone()

@@ -19,8 +19,8 @@ from ...exceptions import MissingParentError
 from ...types import TaskStatus
 from ._base import blocked_reasons, cascade_reasons, dead_reason
 
-__all__ = ["CASCADE_JOB", "FanoutResult", "add_fanout", "auto_removed", "check_requeue",
-           "fanout_step", "revive"]
+__all__ = ["CASCADE_JOB", "FanoutResult", "add_fanout", "add_fanouts", "auto_removed",
+           "check_requeue", "fanout_step", "revive"]
 
 RELEASE, CANCEL, REVIVE = "release", "cancel", "revive"
 _IDS = "(SELECT value FROM json_each(?))"
@@ -66,6 +66,19 @@ def add_fanout(conn: sqlite3.Connection, task_id: str, status: TaskStatus) -> No
     else:
         kind, reason = CANCEL, dead_reason(task_id, status)
     _add(conn, kind, task_id, reason)
+
+
+def add_fanouts(conn: sqlite3.Connection, ended: list[tuple[str, TaskStatus]]) -> None:
+    """:func:`add_fanout` for each of the tasks that just ended, one query finding those
+    that have children."""
+    if not ended:
+        return
+    parents = {row[0] for row in conn.execute(
+        f"SELECT DISTINCT parent_id FROM deps WHERE parent_id IN {_IDS}",
+        (json.dumps([task_id for task_id, _ in ended]),))}
+    for task_id, status in ended:
+        if task_id in parents:
+            add_fanout(conn, task_id, status)
 
 
 def _add(conn: sqlite3.Connection, kind: str, task_id: str, reason: str) -> None:

@@ -8,18 +8,22 @@ finished by the caller through :func:`fanout_chunk` (see :mod:`._sqlite_deps`).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 
 from ...exceptions import MissingParentError, TaskNotFound
 from ...types import TaskErrorInfo, TaskOutcome, TaskRecord, TaskStatus
 from .._serialization import dumps
 from ._base import LOST_WORKER, RenewResult
 from ._sqlite_connect import transaction
+from ._sqlite_counts import add_counts, settle
 from ._sqlite_deps import (
     CASCADE_JOB,
     FanoutResult,
     add_fanout,
+    add_fanouts,
     auto_removed,
     check_requeue,
     fanout_step,
@@ -29,6 +33,15 @@ from ._sqlite_schema import COLUMNS, INSERT_SQL, claimed_records, read_row, row_
 
 __all__ = ["cancel", "claim", "enqueue", "fanout_chunk", "finish", "next_due", "read_task",
            "reclaim", "renew", "requeue", "save_progress"]
+
+
+@contextlib.contextmanager
+def _counting(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that may change statuses: it first counts the changes earlier
+    ones left uncounted (see :mod:`._sqlite_counts`)."""
+    with transaction(conn):
+        settle(conn)
+        yield
 
 
 def read_task(conn: sqlite3.Connection, task_id: str) -> TaskRecord:
@@ -41,7 +54,8 @@ def read_task(conn: sqlite3.Connection, task_id: str) -> TaskRecord:
 def enqueue(conn: sqlite3.Connection, records: Sequence[TaskRecord],
             now: float) -> list[TaskRecord]:
     out: list[TaskRecord] = []
-    with transaction(conn):
+    added: Counter[str] = Counter()
+    with _counting(conn):
         for record in records:
             if record.unique_key is not None:
                 row = conn.execute(
@@ -52,9 +66,13 @@ def enqueue(conn: sqlite3.Connection, records: Sequence[TaskRecord],
                     continue
             waiting, record = _against_parents(conn, record, now)
             conn.execute(INSERT_SQL, row_from_record(record, waiting))
-            conn.executemany("INSERT OR IGNORE INTO deps (parent_id, child_id) VALUES (?, ?)",
-                             [(p, record.id) for p in record.parents])
+            if record.parents:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO deps (parent_id, child_id) VALUES (?, ?)",
+                    [(p, record.id) for p in record.parents])
+            added[record.status.value] += 1
             out.append(record)
+        add_counts(conn, added)
     return out
 
 
@@ -82,15 +100,16 @@ def _against_parents(conn: sqlite3.Connection, record: TaskRecord,
 
 def claim(conn: sqlite3.Connection, worker_id: str, limit: int, lease_seconds: float,
           now: float) -> list[TaskRecord]:
-    with transaction(conn):
+    with _counting(conn):
         rows = conn.execute(
-            f"UPDATE tasks SET status = 'running', attempts = CASE WHEN "
-            f"typeof(attempts) = 'integer' THEN attempts + 1 ELSE attempts END, "
+            f"UPDATE tasks SET status = 'running', counted_as = 'running', attempts = "
+            f"CASE WHEN typeof(attempts) = 'integer' THEN attempts + 1 ELSE attempts END, "
             f"started_at = ?, worker_id = ?, lease_expires_at = ? WHERE seq IN ("
             f"SELECT seq FROM tasks WHERE status = 'pending' AND waiting = 0 AND due <= ? "
             f"ORDER BY priority DESC, due, seq LIMIT ?) RETURNING priority, due, seq, "
             f"{COLUMNS}",
             (now, worker_id, now + lease_seconds, now, limit)).fetchall()
+        add_counts(conn, {"pending": -len(rows), "running": len(rows)})
         claimed = claimed_records(conn, rows, limit, now, CASCADE_JOB)
         fanout_step(conn, now)
         return claimed
@@ -122,52 +141,64 @@ def save_progress(conn: sqlite3.Connection, worker_id: str, task_id: str,
 def finish(conn: sqlite3.Connection, worker_id: str, outcomes: Sequence[TaskOutcome],
            now: float) -> tuple[list[str], FanoutResult]:
     accepted: list[str] = []
-    wake = False
-    with transaction(conn):
+    ended: Counter[str] = Counter()
+    terminal: list[tuple[str, TaskStatus]] = []
+    with _counting(conn):
         for o in outcomes:
-            error = None if o.error is None else dumps(o.error.to_dict())
-            context = None if o.context is None else dumps(o.context)
-            logs = None if o.logs is None else dumps(list(o.logs))
-            if o.status is TaskStatus.PENDING:
-                cursor = conn.execute(
-                    "UPDATE tasks SET status = 'pending', worker_id = NULL, "
-                    "lease_expires_at = NULL, run_at = ?, due = ?, error = ?, "
-                    "context = coalesce(?, context), logs = coalesce(?, logs) "
-                    "WHERE id = ? AND status = 'running' AND worker_id = ?",
-                    (o.run_at, o.run_at if o.run_at is not None else now, error, context,
-                     logs, o.id, worker_id))
-                wake = wake or cursor.rowcount > 0
-            else:
-                result = None if o.result is None else dumps(o.result)
-                cancelled = o.status is TaskStatus.CANCELLED
-                reason = (o.cancel_reason or "cancelled") if cancelled else None
-                cursor = conn.execute(
-                    "UPDATE tasks SET status = ?, result = ?, error = ?, finished_at = ?, "
-                    "worker_id = NULL, lease_expires_at = NULL, "
-                    "cancel_reason = CASE WHEN ? THEN coalesce(?, cancel_reason, ?) "
-                    "ELSE cancel_reason END, "
-                    "context = coalesce(?, context), logs = coalesce(?, logs) "
-                    "WHERE id = ? AND status = 'running' AND worker_id = ?",
-                    (o.status.value, result, error, now, cancelled, o.cancel_reason,
-                     reason, context, logs, o.id, worker_id))
-                if cursor.rowcount and not (o.status is TaskStatus.SUCCEEDED
-                                            and auto_removed(conn, o.id)):
-                    add_fanout(conn, o.id, o.status)
-            if cursor.rowcount:
-                accepted.append(o.id)
+            stored = _store_outcome(conn, worker_id, o, now)
+            if not stored:
+                continue
+            accepted.append(o.id)
+            ended[o.status.value] += 1
+            if o.status is TaskStatus.PENDING or (
+                    o.status is TaskStatus.SUCCEEDED and stored[0][0]
+                    and auto_removed(conn, o.id)):
+                continue
+            terminal.append((o.id, o.status))
+        add_fanouts(conn, terminal)
+        ended["running"] -= len(accepted)
+        add_counts(conn, ended)
         fanout = fanout_step(conn, now)
-    fanout.released = fanout.released or wake
+    fanout.released = fanout.released or ended["pending"] > 0
     return accepted, fanout
 
 
+def _store_outcome(conn: sqlite3.Connection, worker_id: str, o: TaskOutcome,
+                   now: float) -> list[tuple[int]]:
+    """The outcome of a task ``worker_id`` holds, stored: ``[(auto_remove,)]``, or ``[]``
+    when the worker no longer holds it."""
+    error = None if o.error is None else dumps(o.error.to_dict())
+    context = None if o.context is None else dumps(o.context)
+    logs = None if o.logs is None else dumps(list(o.logs))
+    if o.status is TaskStatus.PENDING:
+        return conn.execute(
+            "UPDATE tasks SET status = 'pending', counted_as = 'pending', worker_id = NULL, "
+            "lease_expires_at = NULL, run_at = ?, due = ?, error = ?, "
+            "context = coalesce(?, context), logs = coalesce(?, logs) "
+            "WHERE id = ? AND status = 'running' AND worker_id = ? RETURNING auto_remove",
+            (o.run_at, o.run_at if o.run_at is not None else now, error, context, logs, o.id,
+             worker_id)).fetchall()
+    result = None if o.result is None else dumps(o.result)
+    cancelled = o.status is TaskStatus.CANCELLED
+    reason = (o.cancel_reason or "cancelled") if cancelled else None
+    return conn.execute(
+        "UPDATE tasks SET status = ?, counted_as = ?, result = ?, error = ?, finished_at = ?, "
+        "worker_id = NULL, lease_expires_at = NULL, "
+        "cancel_reason = CASE WHEN ? THEN coalesce(?, cancel_reason, ?) ELSE cancel_reason END, "
+        "context = coalesce(?, context), logs = coalesce(?, logs) "
+        "WHERE id = ? AND status = 'running' AND worker_id = ? RETURNING auto_remove",
+        (o.status.value, o.status.value, result, error, now, cancelled, o.cancel_reason, reason,
+         context, logs, o.id, worker_id)).fetchall()
+
+
 def fanout_chunk(conn: sqlite3.Connection, now: float) -> FanoutResult:
-    with transaction(conn):
+    with _counting(conn):
         return fanout_step(conn, now)
 
 
 def reclaim(conn: sqlite3.Connection, now: float) -> tuple[list[str], FanoutResult]:
     error = dumps(TaskErrorInfo("LeaseExpired", LOST_WORKER).to_dict())
-    with transaction(conn):
+    with _counting(conn):
         rows = conn.execute(
             "SELECT id, attempts, max_retries, cancel_requested FROM tasks "
             "WHERE status = 'running' AND lease_expires_at <= ?", (now,)).fetchall()
@@ -202,7 +233,7 @@ def next_due(conn: sqlite3.Connection, now: float) -> float | None:
 def cancel(conn: sqlite3.Connection, task_id: str, reason: str,
            now: float) -> tuple[TaskRecord, FanoutResult]:
     fanout = FanoutResult()
-    with transaction(conn):
+    with _counting(conn):
         row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if row is None:
             raise TaskNotFound(task_id)
@@ -219,7 +250,7 @@ def cancel(conn: sqlite3.Connection, task_id: str, reason: str,
 
 def requeue(conn: sqlite3.Connection, task_id: str,
             now: float) -> tuple[TaskRecord, FanoutResult]:
-    with transaction(conn):
+    with _counting(conn):
         row = conn.execute("SELECT status, parents, unique_key FROM tasks WHERE id = ?",
                            (task_id,)).fetchone()
         if row is None:

@@ -10,16 +10,17 @@ from ...exceptions import CorruptTaskError
 from ...types import TaskRecord
 from .._serialization import dumps
 from ._rows import corrupt, corrupt_error_info, decode_record, read_record, safe_text
+from ._sqlite_counts import COUNTS_SCHEMA
 
 __all__ = ["ADD_AUTO_REMOVE", "COLUMNS", "COUNT_TASKS", "INSERT_SQL", "SCHEMA", "SCHEMA_VERSION",
-           "claimed_records", "read_row", "record_from_row", "row_from_record",
+           "TO_SCHEMA_5", "claimed_records", "read_row", "record_from_row", "row_from_record",
            "text_or_escaped"]
 
 logger = logging.getLogger("qakeapi.queue")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -47,12 +48,16 @@ CREATE TABLE IF NOT EXISTS tasks (
     error TEXT,
     context TEXT,
     logs TEXT,
-    auto_remove INTEGER NOT NULL DEFAULT 0
+    auto_remove INTEGER NOT NULL DEFAULT 0,
+    counted_as TEXT
 );
-CREATE INDEX IF NOT EXISTS tasks_due ON tasks (status, waiting, priority DESC, due, seq);
-CREATE INDEX IF NOT EXISTS tasks_lease ON tasks (status, lease_expires_at);
+CREATE INDEX IF NOT EXISTS tasks_pending_due ON tasks (status, waiting, priority DESC, due, seq)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS tasks_running_lease ON tasks (status, lease_expires_at)
+    WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, seq);
-CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (status, finished_at);
+CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (status, finished_at)
+    WHERE finished_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_listed ON tasks (status, created_at, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_unique ON tasks (unique_key)
     WHERE unique_key IS NOT NULL AND status IN ('pending', 'running');
@@ -73,27 +78,11 @@ CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     info TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS tasks_oldest ON tasks (status, waiting, created_at, due);
+CREATE INDEX IF NOT EXISTS tasks_pending_oldest ON tasks (status, waiting, created_at, due)
+    WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS tasks_named ON tasks (name, created_at, seq);
 CREATE INDEX IF NOT EXISTS tasks_named_listed ON tasks (name, status, created_at, seq);
-CREATE TABLE IF NOT EXISTS task_counts (
-    status TEXT PRIMARY KEY,
-    n INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS task_counts_insert AFTER INSERT ON tasks BEGIN
-    INSERT INTO task_counts (status, n) VALUES (new.status, 1)
-        ON CONFLICT (status) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS task_counts_delete AFTER DELETE ON tasks BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE status = old.status;
-END;
-CREATE TRIGGER IF NOT EXISTS task_counts_update AFTER UPDATE OF status ON tasks
-    WHEN old.status IS NOT new.status BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE status = old.status;
-    INSERT INTO task_counts (status, n) VALUES (new.status, 1)
-        ON CONFLICT (status) DO UPDATE SET n = n + 1;
-END;
-"""
+{COUNTS_SCHEMA}"""
 
 COLUMNS = (
     "id, name, status, priority, attempts, max_retries, timeout, created_at, started_at, "
@@ -101,7 +90,7 @@ COLUMNS = (
     "unique_key, parents, args, kwargs, result, error, context, logs, auto_remove"
 )
 
-_INSERT_COLUMNS = COLUMNS + ", due, waiting"
+_INSERT_COLUMNS = COLUMNS + ", due, waiting, counted_as"
 
 
 def row_from_record(record: TaskRecord, waiting: int) -> tuple[Any, ...]:
@@ -115,11 +104,12 @@ def row_from_record(record: TaskRecord, waiting: int) -> tuple[Any, ...]:
         None if record.error is None else dumps(record.error.to_dict()),
         dumps(record.context), dumps(list(record.logs)), int(record.auto_remove),
         record.run_at if record.run_at is not None else record.created_at, waiting,
+        record.status.value,
     )
 
 
 INSERT_SQL = (
-    f"INSERT INTO tasks ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * 26)})"
+    f"INSERT INTO tasks ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * 27)})"
 )
 
 
@@ -139,12 +129,21 @@ def read_row(row: sqlite3.Row | tuple[Any, ...]) -> TaskRecord:
 
 ADD_AUTO_REMOVE = "ALTER TABLE tasks ADD COLUMN auto_remove INTEGER NOT NULL DEFAULT 0"
 """Schema 2 -> 3."""
+TO_SCHEMA_5 = (
+    "DROP TRIGGER IF EXISTS task_counts_insert; DROP TRIGGER IF EXISTS task_counts_update; "
+    "DROP TRIGGER IF EXISTS task_counts_delete; DROP INDEX IF EXISTS tasks_due; "
+    "DROP INDEX IF EXISTS tasks_lease; DROP INDEX IF EXISTS tasks_finished; "
+    "DROP INDEX IF EXISTS tasks_oldest; ALTER TABLE tasks ADD COLUMN counted_as TEXT; "
+    "UPDATE tasks SET counted_as = status"
+)
+"""Schema 4 (or older) -> 5: the triggers that counted every changed row and the indexes
+that held every task only to find the pending, running or finished ones give way to
+``counted_as`` (see :mod:`._sqlite_counts`) and partial indexes."""
 COUNT_TASKS = ("DELETE FROM task_counts; "
                "INSERT INTO task_counts (status, n) SELECT status, count(*) FROM tasks "
                "GROUP BY status")
-"""Schema 3 -> 4: the counts by status that the triggers keep from then on, so ``stats()``
-(an overview, a metrics scrape) reads a few rows instead of counting every task; counted
-once here for a queue made by an older qakeapi."""
+"""On every upgrade: the counts by status, from the rows, for a queue made by an older
+qakeapi (schema 3 had none)."""
 
 
 def text_or_escaped(data: bytes) -> str:
