@@ -32,6 +32,7 @@ import argparse
 import os
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -40,9 +41,9 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -58,6 +59,8 @@ REDIS_URL = os.environ.get("QAKEAPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 TOKEN = "benchmark-live-cpu-token"
 TARGET = 0.01
 POLL_SECONDS = 0.1  # the harness's own reads of the queue: ten a second, not fifty
+SLOW = 600  # seconds a worker under valgrind may take to start or to stop
+VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
 NONE, NONE_AGAIN, PAGE = "no page", "no page again", "page"
 APP = '''
 from qakeapi import QakeAPI
@@ -89,15 +92,16 @@ def env(directory: Path) -> dict[str, str]:
 
 
 @contextmanager
-def process(command: list[str], directory: Path) -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen([sys.executable, "-m", "qakeapi", *command], cwd=directory,
-                             env=env(directory), stdout=subprocess.DEVNULL,
+def process(command: list[str], directory: Path,
+            wrapper: Sequence[str] = ()) -> Iterator[subprocess.Popen[bytes]]:
+    child = subprocess.Popen([*wrapper, sys.executable, "-m", "qakeapi", *command],
+                             cwd=directory, env=env(directory), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         yield child
     finally:
         os.killpg(child.pid, signal.SIGTERM)
-        child.wait(30)
+        child.wait(SLOW if wrapper else 30)
 
 
 @contextmanager
@@ -152,10 +156,12 @@ class Sample:
     syscalls: int
     io_bytes: int
     switches: int
+    instructions: int = 0
 
     def __sub__(self, other: Sample) -> Sample:
         return Sample(self.cpu - other.cpu, self.syscalls - other.syscalls,
-                      self.io_bytes - other.io_bytes, self.switches - other.switches)
+                      self.io_bytes - other.io_bytes, self.switches - other.switches,
+                      self.instructions - other.instructions)
 
 
 MEASURES: list[tuple[str, Callable[[Sample], float]]] = [
@@ -163,6 +169,10 @@ MEASURES: list[tuple[str, Callable[[Sample], float]]] = [
     ("worker read+write syscalls", lambda s: s.syscalls),
     ("worker bytes read+written", lambda s: s.io_bytes),
     ("worker main thread's voluntary context switches", lambda s: s.switches),
+]
+INSTRUCTIONS: list[tuple[str, Callable[[Sample], float]]] = [
+    ("worker instructions (valgrind, whole life)", lambda s: s.instructions),
+    ("worker CPU s under valgrind", lambda s: s.cpu),
 ]
 
 
@@ -174,22 +184,54 @@ def sample(pid: int) -> Sample:
                   int(io["rchar"]) + int(io["wchar"]), int(status["voluntary_ctxt_switches"]))
 
 
-async def drain_once(url: str, directory: Path, n: int) -> Sample:
+def stop_outside_transactions(pid: int, url: str) -> None:
+    """SIGSTOP the worker at a moment it holds no SQLite write lock (a heartbeat's), so the
+    tasks can be added while it is stopped."""
+    if not url.startswith("sqlite:"):
+        os.kill(pid, signal.SIGSTOP)
+        return
+    path = url.removeprefix("sqlite:///")
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            probe.close()
+
+
+def instructions(log: Path) -> int:
+    """The instructions cachegrind counted (its "I refs" summary line)."""
+    for line in log.read_text().splitlines():
+        if "I   refs:" in line:
+            return int(line.split(":")[1].replace(",", ""))
+    raise RuntimeError(f"no instruction count in {log}")
+
+
+async def drain_once(url: str, directory: Path, n: int, counted: bool = False) -> Sample:
     """Start a worker, wait until it is idle and registered, stop it, add ``n`` tasks, let
-    it go and wait for the queue to empty: what the worker spent in between."""
+    it go and wait for the queue to empty: what the worker spent in between. ``counted``:
+    run the worker under valgrind and add the instructions of its whole life."""
     sys.path.insert(0, str(directory))
     import benchapp  # type: ignore[import-not-found]
 
     command = ["queue", "start", "--app", "benchapp:app", "--url", url, "--concurrency", "32"]
+    log = directory / f"valgrind-{uuid.uuid4().hex[:8]}.log"
+    wrapper = [*VALGRIND, f"--log-file={log}"] if counted else []
     async with QueuedTasks(url, embedded_worker=False) as tasks:
-        with process(command, directory) as worker:
-            deadline = time.monotonic() + 30
+        with process(command, directory, wrapper) as worker:
+            deadline = time.monotonic() + (SLOW if counted else 30)
             while not any(w.pid == worker.pid for w in await tasks.workers()):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the worker never registered")
                 await anyio.sleep(0.05)
             await anyio.sleep(0.5)  # start-up done: from here on its CPU is the drain's
-            os.kill(worker.pid, signal.SIGSTOP)
+            stop_outside_transactions(worker.pid, url)
             try:
                 for i in range(n):
                     tasks.add_task(benchapp.noop, i)
@@ -203,24 +245,28 @@ async def drain_once(url: str, directory: Path, n: int) -> Sample:
                 if counts[TaskStatus.PENDING] + counts[TaskStatus.RUNNING] == 0:
                     break
             spent = sample(worker.pid) - before
+        if counted:
+            spent = replace(spent, instructions=instructions(log))
         await tasks.purge()
     return spent
 
 
-def report(backend: str, n: int, runs: dict[str, list[Sample]], updates: int) -> None:
+def report(backend: str, n: int, runs: dict[str, list[Sample]], updates: int,
+           measures: list[tuple[str, Callable[[Sample], float]]]) -> None:
     blocks = len(runs[PAGE])
     cpu = {kind: [s.cpu for s in samples] for kind, samples in runs.items()}
     no_page = statistics.median(cpu[NONE] + cpu[NONE_AGAIN])
     with_page = statistics.median(cpu[PAGE])
     spread = {kind: f"{min(values):.2f}-{max(values):.2f}" for kind, values in cpu.items()}
-    print(f"{backend}: worker CPU draining {n:,} no-op tasks, {blocks} blocks of 3 runs "
+    under = " (worker UNDER VALGRIND)" if measures is INSTRUCTIONS else ""
+    print(f"{backend}{under}: worker CPU draining {n:,} no-op tasks, {blocks} blocks of 3 runs "
           f"(no page, no page again, live page; order rotating)")
     print(f"  no page open:       {no_page:7.3f} s median of {2 * blocks} runs "
           f"(range {spread[NONE]} / {spread[NONE_AGAIN]})")
     print(f"  live page open:     {with_page:7.3f} s median of {blocks} runs "
           f"(range {spread[PAGE]}; {updates} live updates received)")
     print(f"  ratio live/none:    {with_page / no_page:7.3f}  (medians of each kind)")
-    for index, (name, measure) in enumerate(MEASURES):
+    for index, (name, measure) in enumerate(measures):
         reference = [measure(s) for s in runs[NONE]]
         page = difference(reference, [measure(s) for s in runs[PAGE]])
         control = difference(reference, [measure(s) for s in runs[NONE_AGAIN]])
@@ -230,7 +276,7 @@ def report(backend: str, n: int, runs: dict[str, list[Sample]], updates: int) ->
             continue
         print(f"    page/none - 1  (paired):   {page.line()}")
         print(f"    A/A none/none - 1 (noise): {control.line()}")
-        if index == 0:
+        if measures is MEASURES and index == 0:
             upper = page.median_ci[1]
             verdict = "ok" if upper < TARGET else ("OVER" if page.median_ci[0] >= TARGET
                                                    else "not resolved")
@@ -238,7 +284,8 @@ def report(backend: str, n: int, runs: dict[str, list[Sample]], updates: int) ->
                   f"CI {upper:+.2%}: {verdict}")
 
 
-def measure(backend: str, url: str, directory: Path, n: int, blocks: int) -> None:
+def measure(backend: str, url: str, directory: Path, n: int, blocks: int,
+            counted: bool) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     anyio.run(drain_once, url, directory, 100)  # makes the queue (and warms the disk cache)
@@ -250,12 +297,12 @@ def measure(backend: str, url: str, directory: Path, n: int, blocks: int) -> Non
         for order in block_orders(list(runs), blocks):
             for kind in order:
                 if kind != PAGE:
-                    runs[kind].append(anyio.run(drain_once, url, directory, n))
+                    runs[kind].append(anyio.run(drain_once, url, directory, n, counted))
                     continue
                 with live_page(base) as seen:
-                    runs[kind].append(anyio.run(drain_once, url, directory, n))
+                    runs[kind].append(anyio.run(drain_once, url, directory, n, counted))
                 updates += seen[0]
-    report(backend, n, runs, updates)
+    report(backend, n, runs, updates, INSTRUCTIONS if counted else MEASURES)
 
 
 def delete_prefix(prefix: str) -> None:
@@ -275,18 +322,23 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=24,
                         help="blocks of three runs (no page, no page, page), >= 2")
     parser.add_argument("--only", choices=("sqlite", "redis"))
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the worker's instructions under valgrind instead (about "
+                             "50x slower: use few blocks)")
     options = parser.parse_args()
     n, blocks = (1_000, 2) if options.quick else (options.tasks, max(2, options.blocks))
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         (directory / "benchapp.py").write_text(textwrap.dedent(APP))
         if options.only != "redis":
-            measure("sqlite", f"sqlite:///{directory / 'queue.db'}", directory, n, blocks)
+            measure("sqlite", f"sqlite:///{directory / 'queue.db'}", directory, n, blocks,
+                    options.instructions)
         if options.only != "sqlite":
             prefix = f"qakeapi-bench-{uuid.uuid4().hex[:8]}"
             separator = "&" if "?" in REDIS_URL else "?"
             try:
-                measure("redis", f"{REDIS_URL}{separator}prefix={prefix}", directory, n, blocks)
+                measure("redis", f"{REDIS_URL}{separator}prefix={prefix}", directory, n, blocks,
+                    options.instructions)
             finally:
                 delete_prefix(prefix)
 
