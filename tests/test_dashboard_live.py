@@ -1,7 +1,7 @@
-"""The live feed against a real SQLite queue: a page open on a queue nothing writes to costs
+"""The live feed against real storage. SQLite: a page open on a queue nothing writes to costs
 one change check per poll interval and no read of the stats, workers or tasks; a change by
 another process, or by a worker sharing the dashboard's connection, still reaches the open
-page at the next poll."""
+page at the next poll. Redis: each poll is a few commands of constant cost."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from typing import Any
 
 import anyio
 import httpx
+import redis
 
 from qakeapi.dashboard import DashboardApp, dashboard
 from qakeapi.queued_tasks import QueuedTasks, QueueSettings
 from qakeapi.types import QueueStats, TaskRecord, WorkerInfo
 
 from ._dashboard_app import TOKEN, build
+from ._redis import REDIS_URL, redis_queue_url
 from ._server import serve
 
 AUTH = {"X-Dashboard-Token": TOKEN}
@@ -133,3 +135,46 @@ def test_the_page_follows_progress_and_state_written_through_its_own_connection(
     progress = [data.get("progress") for data in seen]
     assert 50 in progress and progress[-1] == 100, progress
     assert seen[-1]["terminal"] is True
+
+
+def test_a_redis_poll_is_a_few_constant_cost_commands(tmp_path: Path) -> None:
+    """Redis has no change marker: every poll reads, so each read must cost the same on a
+    queue of any size — hashes of a few fields and the first entry of two sorted sets, plus
+    one hash per watched task (what Redis's MONITOR sees the dashboard send)."""
+    with redis_queue_url() as url:
+        prefix = url.rsplit("prefix=", 1)[1]
+        tasks = QueuedTasks(settings=QueueSettings(url=url, embedded_worker=False))
+        app = dashboard(tasks, auth=TOKEN, poll_interval=INTERVAL, background=False)
+        feed = app.feed
+        watched: list[str] = []
+        sent: list[list[str]] = []
+
+        async def on_update(data: dict[str, Any]) -> bool:
+            polls = feed.polls
+            with redis.Redis.from_url(REDIS_URL) as client, client.monitor() as monitor:
+                with anyio.fail_after(30):
+                    while feed.polls < polls + IDLE_POLLS:
+                        command = await anyio.to_thread.run_sync(monitor.next_command)
+                        if prefix in command["command"]:
+                            sent.append([command["client_type"],
+                                         *command["command"].split()])
+            return True
+
+        async def run(base: str) -> None:
+            async with QueuedTasks(settings=QueueSettings(url=url,
+                                                          embedded_worker=False)) as other:
+                for _ in range(200):
+                    watched.append((await other.enqueue(noop)).id)
+            await follow(base, f"/live/task/{watched[0]}", on_update)
+
+        with serve(app) as base:
+            anyio.run(run, base)
+    by_clients = Counter(words[1].upper() for words in sent if words[0] != "lua")
+    by_scripts = Counter(words[1].upper() for words in sent if words[0] == "lua")
+    polls = by_clients["EVALSHA"]
+    assert polls >= IDLE_POLLS - 2, sent
+    assert set(by_clients) <= {"HGETALL", "EVALSHA"}, by_clients
+    assert by_clients["HGETALL"] <= 3 * polls + 3, by_clients  # counts, workers, 1 task
+    assert set(by_scripts) <= {"TIME", "ZRANGE", "ZCARD"}, by_scripts
+    ranges = [words[3:5] for words in sent if words[0] == "lua" and words[1] == "ZRANGE"]
+    assert all(r == ["0", "0"] for r in ranges), ranges
