@@ -48,10 +48,12 @@ from pathlib import Path
 
 import anyio
 import httpx
+from redis.exceptions import RedisError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._paired import block_orders, difference
+from qakeapi.exceptions import QueueError
 from qakeapi.queued_tasks import QueuedTasks
 from qakeapi.types import TaskStatus
 
@@ -59,6 +61,7 @@ REDIS_URL = os.environ.get("QAKEAPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 TOKEN = "benchmark-live-cpu-token"
 TARGET = 0.01
 POLL_SECONDS = 0.1  # the harness's own reads of the queue: ten a second, not fifty
+ATTEMPTS = 3
 SLOW = 600  # seconds a worker under valgrind may take to start or to stop
 VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
 NONE, NONE_AGAIN, PAGE = "no page", "no page again", "page"
@@ -251,6 +254,20 @@ async def drain_once(url: str, directory: Path, n: int, counted: bool = False) -
     return spent
 
 
+def drain_again(url: str, directory: Path, n: int, counted: bool) -> Sample:
+    """:func:`drain_once`, run again (up to ``ATTEMPTS`` times) when the storage fails: a
+    shared Redis is sometimes busy with another client's long script."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return anyio.run(drain_once, url, directory, n, counted)
+        except (QueueError, RedisError) as exc:
+            print(f"  (run failed, attempt {attempt} of {ATTEMPTS}: {exc!r})", file=sys.stderr)
+            if attempt == ATTEMPTS:
+                raise
+            time.sleep(5)
+    raise AssertionError("unreachable")
+
+
 def report(backend: str, n: int, runs: dict[str, list[Sample]], updates: int,
            measures: list[tuple[str, Callable[[Sample], float]]]) -> None:
     blocks = len(runs[PAGE])
@@ -297,10 +314,10 @@ def measure(backend: str, url: str, directory: Path, n: int, blocks: int,
         for order in block_orders(list(runs), blocks):
             for kind in order:
                 if kind != PAGE:
-                    runs[kind].append(anyio.run(drain_once, url, directory, n, counted))
+                    runs[kind].append(drain_again(url, directory, n, counted))
                     continue
                 with live_page(base) as seen:
-                    runs[kind].append(anyio.run(drain_once, url, directory, n, counted))
+                    runs[kind].append(drain_again(url, directory, n, counted))
                 updates += seen[0]
     report(backend, n, runs, updates, INSTRUCTIONS if counted else MEASURES)
 
