@@ -142,6 +142,9 @@ SETTING_MAX_COUNT = 1_000_000_000
 DASHBOARD_POLL_SECONDS = 1.0
 """How often a dashboard reads storage while at least one live page is open (one shared read
 per dashboard app, none while no page is open)."""
+DASHBOARD_FULL_READ_SECONDS = 10.0
+"""A live dashboard reads the stats, workers and watched tasks again after this long even when
+the storage's change marker says nothing changed (time alone brings scheduled tasks due)."""
 DASHBOARD_POLL_BACKOFF = 10
 """The dashboard's next shared read waits at least this many times as long as the last one
 took, so a queue whose counts are slow to read is never read back to back."""

@@ -71,10 +71,14 @@ class Source:
     def masked(self, record: TaskRecord) -> TaskRecord:
         return record if self._mask is None else self._mask(record)
 
-    async def live_workers(self) -> list[WorkerInfo]:
-        stale_after = self.tasks.resolve_settings().lease_seconds * 3
+    def alive(self, workers: list[WorkerInfo]) -> list[WorkerInfo]:
+        """The workers whose last heartbeat is recent enough, now."""
+        stale_after = self.tasks.resolve_settings().worker_stale_seconds
         now = time.time()
-        return [w for w in await self.tasks.workers() if now - w.last_heartbeat <= stale_after]
+        return [w for w in workers if now - w.last_heartbeat <= stale_after]
+
+    async def live_workers(self) -> list[WorkerInfo]:
+        return self.alive(await self.tasks.workers())
 
     async def overview(self) -> Overview:
         """The counts (kept by the storage), the newest tasks for the chart and the running

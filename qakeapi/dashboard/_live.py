@@ -1,9 +1,15 @@
 """Live pages: one shared read of storage per dashboard app, pushed as server-sent events.
 
 Open pages wait on one :class:`LiveFeed`. While at least one waits, whichever finds the data
-older than the poll interval reads storage once (stats, live workers and the tasks open
-pages watch) for everyone; the others wait for that read. With no page open nothing reads
-storage and no task runs: the feed has no loop of its own.
+older than the poll interval polls storage once for everyone; the others wait for that poll.
+A poll first asks the storage whether anything changed since the last read (its change
+marker: on SQLite ``PRAGMA data_version``, which reads no page of the file) and reads the
+stats, the workers and the tasks open pages watch only if something did (or a page watches
+a task not read yet, or the last read is ``DASHBOARD_FULL_READ_SECONDS`` old). So a page open
+on a queue nothing writes to costs one change check per interval. Backends without a cheap
+marker (Redis: the read is three O(1) commands and one hash per watched task; memory) are
+read at every poll. With no page open nothing reads storage and no task runs: the feed has
+no loop of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +27,12 @@ from typing import Any
 import anyio
 
 from ..constants import (
+    DASHBOARD_FULL_READ_SECONDS,
     DASHBOARD_LOG_LINES,
     DASHBOARD_POLL_BACKOFF,
     DASHBOARD_STREAM_SECONDS,
 )
-from ..types import QueueStats, TaskRecord, TaskStatus
+from ..types import QueueStats, TaskRecord, TaskStatus, WorkerInfo
 from ._data import Source
 from ._markup import ago, progress_value
 from ._views import context_html
@@ -45,16 +52,23 @@ class Snapshot:
 
 
 class LiveFeed:
-    """The shared poll behind every open live page of one dashboard app."""
+    """The shared poll behind every open live page of one dashboard app. ``polls`` counts
+    the polls, ``reads`` the ones that read the data (the others found no change)."""
 
-    def __init__(self, source: Source, interval: float) -> None:
+    def __init__(self, source: Source, interval: float,
+                 full_read_after: float = DASHBOARD_FULL_READ_SECONDS) -> None:
         self._source = source
         self.interval = interval
+        self.full_read_after = full_read_after
         self._watched: Counter[str] = Counter()
         self.pages = 0
         self.polls = 0
+        self.reads = 0
         self._snapshot = Snapshot()
         self._polled_at = -math.inf
+        self._read_at = -math.inf
+        self._marker: Hashable | None = None
+        self._workers: list[WorkerInfo] = []
         self._lock: anyio.Lock | None = None
         self._changed: anyio.Event | None = None
 
@@ -76,7 +90,7 @@ class LiveFeed:
                     del self._watched[task_id]
 
     async def next(self, seen: int) -> Snapshot:
-        """The first snapshot newer than version ``seen`` (reading storage when due)."""
+        """The first snapshot newer than version ``seen`` (polling storage when due)."""
         assert self._lock is not None
         while True:
             if self._snapshot.version > seen:
@@ -92,15 +106,25 @@ class LiveFeed:
             with anyio.move_on_after(max(wait, 0.05)):
                 await changed.wait()
 
+    def _unchanged(self, marker: Hashable | None, now: float) -> bool:
+        return (marker is not None and marker == self._marker
+                and now - self._read_at < self.full_read_after
+                and all(task_id in self._snapshot.tasks for task_id in self._watched))
+
     async def _poll(self) -> None:
-        """Read storage once for every open page. The next read waits at least
-        ``DASHBOARD_POLL_BACKOFF`` times as long as this one took (a huge queue whose counts
-        are slow to read is read less often, never back to back)."""
+        """Poll storage once for every open page (module docstring). The next poll waits at
+        least ``DASHBOARD_POLL_BACKOFF`` times as long as this one took (a huge queue whose
+        counts are slow to read is read less often, never back to back)."""
         self.polls += 1
         started = time.monotonic()
         try:
+            marker = await self._source.tasks.change_marker()
+            if self._unchanged(marker, started):
+                self._publish(self._snapshot.stats, self._snapshot.tasks)
+                return
+            self.reads += 1
             stats = await self._source.tasks.stats()
-            workers = len(await self._source.live_workers())
+            workers = await self._source.tasks.workers()
             tasks = {task_id: await self._source.record(task_id) for task_id in self._watched}
         except Exception:
             logger.exception("the dashboard could not read the queue")
@@ -108,6 +132,13 @@ class LiveFeed:
         finally:
             took = time.monotonic() - started
             self._polled_at = started + max(0.0, took * DASHBOARD_POLL_BACKOFF - self.interval)
+        self._marker, self._read_at, self._workers = marker, started, workers
+        self._publish(stats, tasks)
+
+    def _publish(self, stats: QueueStats | None, tasks: dict[str, TaskRecord | None]) -> None:
+        """A new snapshot for the waiting pages; the workers' liveness (and the ages the
+        pages show) are worked out again now, read or not."""
+        workers = len(self._source.alive(self._workers))
         self._snapshot = Snapshot(self._snapshot.version + 1, stats, workers, tasks)
         assert self._changed is not None
         changed, self._changed = self._changed, anyio.Event()

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -437,3 +437,9 @@ class QueuedTasks:
 
     async def workers(self) -> builtins.list[WorkerInfo]:
         return await (await self._started_storage()).list_workers()
+
+    async def change_marker(self) -> Hashable | None:
+        """A value that differs after any change to the stored tasks or workers, read
+        without reading them (SQLite); None when the backend can't tell cheaply. Equal
+        markers mean there is nothing new to read."""
+        return await (await self._started_storage()).change_marker()

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import abc
 import builtins
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from ...types import QueueStats, TaskOutcome, TaskPage, TaskRecord, TaskStatus, WorkerInfo
@@ -261,6 +261,12 @@ class QueueStorage(abc.ABC):
     @abc.abstractmethod
     async def list_workers(self) -> builtins.list[WorkerInfo]:
         """Every registered worker (callers filter stale ones by ``last_heartbeat``)."""
+
+    async def change_marker(self) -> Hashable | None:
+        """A value that differs after any change to the stored tasks or workers, by any
+        process, read without reading them; None when the backend can't tell that cheaply
+        (then a reader that wants fresh data reads it)."""
+        return None
 
     # -- clearing -------------------------------------------------------------------
     @abc.abstractmethod

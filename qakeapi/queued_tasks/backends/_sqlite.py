@@ -13,7 +13,7 @@ import builtins
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -171,6 +171,9 @@ class SQLiteStorage(QueueStorage):
 
     async def list_workers(self) -> builtins.list[WorkerInfo]:
         return await self._run(admin.list_workers)
+
+    async def change_marker(self) -> Hashable:
+        return await self._run(admin.change_marker)
 
     # -- clearing -------------------------------------------------------------------------
     async def delete_pending(self) -> int:

@@ -17,8 +17,8 @@ from ._sqlite_counts import read_counts
 from ._sqlite_lifecycle import read_task
 from ._sqlite_schema import COLUMNS, read_row
 
-__all__ = ["delete_pending", "find_task", "list_tasks", "list_workers", "page_rows", "purge",
-           "read_stats", "register_worker", "unregister_worker"]
+__all__ = ["change_marker", "delete_pending", "find_task", "list_tasks", "list_workers",
+           "page_rows", "purge", "read_stats", "register_worker", "unregister_worker"]
 
 
 def find_task(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
@@ -117,3 +117,9 @@ def unregister_worker(conn: sqlite3.Connection, worker_id: str) -> None:
 
 def list_workers(conn: sqlite3.Connection) -> list[WorkerInfo]:
     return read_workers(conn.execute("SELECT id, info FROM workers ORDER BY id").fetchall())
+
+
+def change_marker(conn: sqlite3.Connection) -> tuple[int, int]:
+    """``PRAGMA data_version`` (moves when another connection commits; read from the WAL
+    index, no page of the file) with this connection's own row changes."""
+    return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
