@@ -29,6 +29,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
+from ._error_responder import EXCEPTION_HANDLERS_SCOPE_KEY, ErrorResponder
 from ._openapi_docs import docs_app
 from .constants import DEFAULT_DOCS_URL, DEFAULT_OPENAPI_URL
 from .core.background import BackgroundTaskManager
@@ -117,6 +118,10 @@ class QakeAPI(Router, TaskMiddleware):
                                   openapi_url=openapi_url, docs_url=docs_url,
                                   fallback=router.default)
         self._limits = RequestLimits(self._starlette, max_body_size, body_timeout)
+        self._http: Callable[[Scope, Receive, Send], Awaitable[None]] = self._first_http
+        """Where an HTTP request goes past the body limits (chosen at the first one)."""
+        self._errors: ErrorResponder | None = None
+        """Set when that is the router itself: then this layer answers route errors."""
         TaskMiddleware.__init__(self, self._enter)
 
     @property
@@ -287,7 +292,7 @@ class QakeAPI(Router, TaskMiddleware):
 
     # -- ASGI ------------------------------------------------------------------------
     def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        """The app :class:`TaskMiddleware` calls: the body limits, then Starlette. A plain
+        """The app :class:`TaskMiddleware` calls: the body limits, then the routes. A plain
         function returning the awaitable to run, so that it adds no frame per request."""
         if scope["type"] == "http":
             scope[APP_SCOPE_KEY] = self
@@ -296,10 +301,43 @@ class QakeAPI(Router, TaskMiddleware):
                 return self._limits.guard(scope, receive, send)
             if needs is not False:
                 return self._limits.refuse(scope, receive, send, needs)
-        elif scope["type"] == "websocket":
+            return self._http(scope, receive, send)
+        if scope["type"] == "websocket":
             scope[APP_SCOPE_KEY] = self
         return self._starlette(scope, receive, send)
 
-    def _answered(self, scope: Scope, exc: BaseException) -> bool:
+    def _first_http(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Choose, once, where HTTP requests go: with middleware added, through Starlette's
+        stack (its error layers answer inside the middleware); without, straight to the
+        router, this layer answering errors (:mod:`qakeapi._error_responder`)."""
+        starlette = self._starlette
+        if starlette.middleware_stack is None:
+            starlette.middleware_stack = starlette.build_middleware_stack()
+        if starlette.user_middleware:
+            self._http = starlette
+        else:
+            self._errors = ErrorResponder(starlette.exception_handlers)
+            handlers = self._errors.scope_value
+            router = starlette.router
+
+            def to_router(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+                # What Starlette.__call__ and ExceptionMiddleware put in the scope.
+                scope["app"] = starlette
+                scope[EXCEPTION_HANDLERS_SCOPE_KEY] = handlers
+                return router(scope, receive, send)
+
+            self._http = to_router
+        self._limits.app = self._http
+        return self._http(scope, receive, send)
+
+    async def _answer_error(self, scope: Scope, receive: Receive, send: Send,
+                            exc: BaseException, started: bool) -> bool:
+        if self._errors is not None and scope["type"] == "http" and isinstance(exc, Exception):
+            left = await self._errors.answer(scope, receive, send, exc, started)
+            if left is None:
+                return True
+            if left is not exc and scope.get(HANDLED_ERROR_KEY) is not left:
+                raise left
+            exc = left
         # _server_error logged it and the error response was sent.
         return scope.get(HANDLED_ERROR_KEY) is exc

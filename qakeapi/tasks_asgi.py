@@ -61,6 +61,7 @@ def _response_gate(holder: RequestTasks, scope: Scope, send: Send) -> Send:
         if replaced:
             return _ignored()
         if message["type"] == "http.response.start":
+            holder.response_started = True
             if holder.must_flush:
 
                 async def start_after_storing() -> None:
@@ -104,9 +105,11 @@ class TaskMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def _answered(self, scope: Scope, exc: BaseException) -> bool:
-        """Whether ``exc``, raised by the app, was already logged and answered with an
-        error response, so that it must not reach the server (subclasses decide)."""
+    async def _answer_error(self, scope: Scope, receive: Receive, send: Send,
+                            exc: BaseException, started: bool) -> bool:
+        """Whether ``exc``, raised by the app, is (or was already) logged and answered with
+        an error response, so that it must not reach the server (subclasses decide; ``send``
+        goes to the server, ``started``: whether the response has started)."""
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,14 +118,15 @@ class TaskMiddleware:
             return
         holder = RequestTasks()
         token = current_request_tasks.set(holder)
+        gate = _response_gate(holder, scope, send)
         try:
-            await self.app(scope, receive, _response_gate(holder, scope, send))
+            await self.app(scope, receive, gate)
             if holder.must_flush:
                 # Queued after the response ended without ever starting: stored now.
                 await _store_queued(holder, scope)
         except BaseException as exc:
             holder.drop(f"the request failed: {type(exc).__name__}: {exc}")
-            if not self._answered(scope, exc):
+            if not await self._answer_error(scope, receive, gate, exc, holder.response_started):
                 raise
         finally:
             holder.release()

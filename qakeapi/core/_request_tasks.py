@@ -70,7 +70,7 @@ class RequestTasks:
     # attribute access (a few instructions) only when no class attribute of that name
     # exists, and a request reads and writes these a dozen times.
     __slots__ = ("_participants", "held", "held_owner", "holds_queued", "inline",
-                 "must_flush", "open", "yield_to_runners")
+                 "must_flush", "open", "response_started", "yield_to_runners")
 
     def __init__(self) -> None:
         self._participants: dict[object, RequestParticipant] | None = None
@@ -80,6 +80,8 @@ class RequestTasks:
         """Not flushed yet: queued tasks added now are stored with the request's batch."""
         self.must_flush = False
         """A participant joined since the last flush (read on every request)."""
+        self.response_started = False
+        """``http.response.start`` has gone to the server (an error can't be answered)."""
         self.held: list[Any] | None = None
         """Background tasks held for :attr:`held_owner`."""
         self.held_owner: HeldTaskOwner | None = None
