@@ -10,10 +10,6 @@ BACKGROUND_MAX_PENDING = 10_000
 BACKGROUND_YIELD_EVERY = 256
 """While tasks are pending, ``add_task`` lets the runners in once per this many tasks added
 (a loop adding tasks would otherwise fill the queue before the first one starts)."""
-BACKGROUND_POLL_TURNS = 3
-"""Event-loop turns one runner with nothing to do watches the pending queue before it parks:
-on a busy server the next task comes within a turn or two, and a parked runner costs every
-task an event and a wake-up."""
 BACKGROUND_THREAD_LIMIT = 40
 """Threads for plain-function tasks (separate from the threads serving sync handlers)."""
 BACKGROUND_RETAIN_FINISHED = 1_000

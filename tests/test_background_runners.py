@@ -86,27 +86,3 @@ async def test_thread_tasks_start_side_by_side() -> None:
         assert [job.result for job in jobs] == [0, 1]
         await pool.drain(1.0)
 
-
-async def test_a_runner_out_of_work_watches_the_queue_before_parking() -> None:
-    """On a busy server a task comes every turn of the event loop or two: the runner that
-    ran out of work takes the next one itself, not parked and woken again for each."""
-    done: list[int] = []
-
-    async def work(i: int) -> None:
-        done.append(i)
-
-    pool = new_pool(4)
-    async with anyio.create_task_group() as tg:
-        pool.start(tg)
-        await anyio.wait_all_tasks_blocked()
-        woken = pool.wakes
-        for _ in range(100):
-            release(pool, work, 1, True)
-            await anyio.lowlevel.checkpoint()
-            await anyio.lowlevel.checkpoint()
-        with anyio.fail_after(10):
-            while pool.live:
-                await anyio.sleep(0.01)
-        assert len(done) == 100
-        assert pool.wakes - woken <= 2  # one wake-up to start with, not one per task
-        await pool.drain(1.0)

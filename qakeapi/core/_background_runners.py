@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ..constants import BACKGROUND_POLL_TURNS, BACKGROUND_YIELD_EVERY
+from ..constants import BACKGROUND_YIELD_EVERY
 from ..types import TERMINAL_STATUSES, TaskErrorInfo, TaskStatus
 from ._background_jobs import NO_KWARGS, Job, Runner
 from ._background_settings import BackgroundSettings
@@ -71,8 +71,6 @@ class RunnerPool:
         self.wakes = 0
         """Idle runners woken so far (a figure for tests and profiling)."""
         self._waking = 0
-        self._polling = False
-        """A runner is watching the queue (see :meth:`_poll`): no need to wake another."""
         self._room_waiters: list[anyio.Event] = []
         self._all_done: anyio.Event | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -97,7 +95,7 @@ class RunnerPool:
                 self.events is not None and self.events.active):
             return False
         pending.append(job)
-        if self._idle and not self._waking and not self._polling:
+        if self._idle and not self._waking:
             self._wake_one()
         return True
 
@@ -107,7 +105,7 @@ class RunnerPool:
         if len(self.pending) >= self._max_pending and not await self.wait_for_room(job):
             return
         self.pending.append(job)
-        if self._idle and not self._waking and not self._polling:
+        if self._idle and not self._waking:
             self._wake_one()
         if len(self.pending) % BACKGROUND_YIELD_EVERY == 0:
             await anyio.lowlevel.cancel_shielded_checkpoint()  # added: not to be cancelled
@@ -149,7 +147,7 @@ class RunnerPool:
             return False
         pending = self.pending
         pending.extend(jobs)
-        if self._idle and not self._waking and not self._polling:
+        if self._idle and not self._waking:
             self._wake_one()
         # Crossed a multiple of BACKGROUND_YIELD_EVERY with these ``count`` jobs?
         return len(pending) % BACKGROUND_YIELD_EVERY < count
@@ -199,11 +197,6 @@ class RunnerPool:
                 # interrupted: the check after the scope reads its status).
                 while True:
                     if not pending:
-                        if self.stopping:
-                            return
-                        if not self._polling and await self._poll(pending):
-                            now = time()
-                            continue
                         if self.stopping:
                             return
                         idle = anyio.Event()
@@ -275,21 +268,6 @@ class RunnerPool:
             if interrupted is not None and interrupted.status not in TERMINAL_STATUSES:
                 self._after_cancel(interrupted)
                 await self._emit_end(interrupted)
-
-    async def _poll(self, pending: deque[Job]) -> bool:
-        """Watch the queue for BACKGROUND_POLL_TURNS turns of the event loop (one runner at
-        a time): True as soon as a job is there, False if none came or the pool stops."""
-        self._polling = True
-        try:
-            for _ in range(BACKGROUND_POLL_TURNS):
-                await anyio.lowlevel.checkpoint()
-                if pending:
-                    return True
-                if self.stopping:
-                    return False
-            return False
-        finally:
-            self._polling = False
 
     async def _run_job(self, job: Job, runner: Runner, scope: anyio.CancelScope) -> None:
         events = self.events
