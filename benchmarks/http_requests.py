@@ -25,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import http_apps
@@ -47,13 +48,17 @@ JSON_SCOPE: dict[str, Any] = {
 }
 
 
+async def discard(message: dict[str, Any]) -> None:
+    return None
+
+
 async def drive_in_process(app: Any, n: int, scope: dict[str, Any] = SCOPE,
-                           body: bytes = b"") -> float:
+                           body: bytes = b"",
+                           send: Callable[[dict[str, Any]], Awaitable[None]] = discard) -> float:
+    """Requests/s of ``n`` calls of ``app`` with ``scope``, CONCURRENCY at a time; the
+    response's messages go to ``send``."""
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        return None
 
     remaining = n
 

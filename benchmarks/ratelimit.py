@@ -15,17 +15,16 @@ import argparse
 import asyncio
 import os
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import redis
+from http_requests import drive_in_process
 
 from qakeapi import QakeAPI
 from qakeapi.ratelimit import RateLimit, RateLimitMiddleware, rate_limit
 
-CONCURRENCY = 64
 NEVER = "1000000000/day"
 REDIS_URL = os.environ.get("QAKEAPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -38,30 +37,16 @@ def scope(path: str) -> dict[str, Any]:
 
 
 async def drive(app: Any, path: str, n: int) -> float:
-    template = scope(path)
     statuses: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    remaining = n
-
-    async def client() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await app(dict(template), receive, send)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
-    elapsed = time.perf_counter() - start
+    rate = await drive_in_process(app, n, scope(path), send=send)
     if set(statuses) != {200}:
         raise SystemExit(f"{path}: statuses {sorted(set(statuses))}")
-    return n / elapsed
+    return rate
 
 
 async def lifespan_run(app: QakeAPI, path: str, n: int) -> float:

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 TASK_APP = '''
 import os
 import anyio
@@ -87,3 +89,18 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: float,
+                       request_timeout: float = 5) -> None:
+    """Poll ``url`` until the server ``process`` runs answers; fails with the server's stderr
+    (when it is piped) if the process has ended, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=request_timeout)
+            return
+        except httpx.TransportError:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, f"the server at {url} did not start"
+            time.sleep(0.1)

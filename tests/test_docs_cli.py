@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ._docs import ROOT
-from ._processes import env_for, stop, write_task_app
+from ._processes import env_for, stop, wait_until_serving, write_task_app
 from ._server import free_port
 from .test_queue_cli import cli_json, enqueue_script
 
@@ -47,14 +46,8 @@ def test_every_documented_command(tmp_path: Path) -> None:
             try:
                 if serves:
                     port = argv[argv.index("--port") + 1]
-                    deadline = time.monotonic() + 20
-                    while True:
-                        try:
-                            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
-                            break
-                        except httpx.TransportError:
-                            assert time.monotonic() < deadline, command
-                            time.sleep(0.1)
+                    wait_until_serving(f"http://127.0.0.1:{port}/", process, 20,
+                                       request_timeout=2)
                 else:
                     time.sleep(2)
                     assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]

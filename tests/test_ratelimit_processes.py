@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ._processes import env_for, stop
+from ._processes import env_for, stop, wait_until_serving
 from ._redis import REDIS_URL, delete_prefix, require_redis
 from ._server import free_port
 
@@ -52,15 +51,7 @@ def server(directory: Path, url: str) -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/nothing", timeout=5)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+        wait_until_serving(f"{base}/nothing", process, 30)
         yield base
     finally:
         stop(process, signal.SIGTERM)

@@ -8,7 +8,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from qakeapi.testing import TestClient
 
 from ._docs import ROOT, python_blocks
-from ._processes import stop, wait_until
+from ._processes import stop, wait_until, wait_until_serving
 from ._server import free_port
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -72,15 +71,7 @@ def test_example_app_as_the_readme_shows(tmp_path: Path) -> None:
         start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base, timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stderr.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        wait_until_serving(base, server, 20, request_timeout=2)
         shell = README.split("While the app runs, in another shell:", 1)[1]
         lines = [line for line in shell.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
                  if line and not line.startswith("#")]
