@@ -14,7 +14,6 @@ Starlette's own stack.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +21,8 @@ import anyio.to_thread
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
+
+from .core._background_jobs import is_async_callable
 
 __all__ = ["EXCEPTION_HANDLERS_SCOPE_KEY", "ErrorResponder"]
 
@@ -95,16 +96,10 @@ class ErrorResponder:
 async def _respond(handler: ExceptionHandler, scope: Scope, receive: Receive, send: Send,
                    exc: Exception) -> None:
     request = Request(scope, receive, send)
-    if _is_async(handler):
+    if is_async_callable(handler):
         response = await handler(request, exc)
     else:
         response = await anyio.to_thread.run_sync(handler, request, exc)
     if response is not None:
         await response(scope, receive, send)
 
-
-def _is_async(handler: Callable[..., Any]) -> bool:
-    while hasattr(handler, "func"):  # functools.partial
-        handler = handler.func
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None))  # noqa: B004 - async callable objects

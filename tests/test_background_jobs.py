@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from qakeapi.core._background_jobs import (
     JOB_UNSET_DEFAULTS,
     NO_KWARGS,
     Job,
+    is_async_callable,
     record_initializer,
     unset_defaults,
 )
@@ -145,3 +147,20 @@ async def test_the_table_keeps_plain_ids_and_callers_get_refs() -> None:
     assert type(ref) is BackgroundTaskRef and ids == [ref]
     assert type(ids[0]) is str and type(manager.tasks[ref].id) is str  # not GC-tracked
     BackgroundTaskManager.reset()
+
+
+def test_coroutine_functions_are_found_through_partials_and_call_methods() -> None:
+    async def fetch(a: int, b: int) -> int:
+        return a + b
+
+    def plain(a: int) -> int:
+        return a
+
+    class Handler:
+        async def __call__(self) -> None: ...
+
+    assert is_async_callable(fetch)
+    assert is_async_callable(functools.partial(functools.partial(fetch, 1), 2))
+    assert is_async_callable(Handler())
+    assert not is_async_callable(plain)
+    assert not is_async_callable(functools.partial(plain, 1))

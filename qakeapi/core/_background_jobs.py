@@ -22,6 +22,7 @@ __all__ = [
     "Job",
     "Runner",
     "describe_cached",
+    "is_async_callable",
     "record_initializer",
     "unset_defaults",
 ]
@@ -170,15 +171,22 @@ class Runner:
             self.scope.cancel()
 
 
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` gives a coroutine: a coroutine function, an object whose
+    ``__call__`` is one, or a ``functools.partial`` of either."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+    )
+
+
 def _describe(fn: Callable[..., Any]) -> tuple[str, bool]:
     """A task's name (``module:qualname``) and whether it is a coroutine function."""
     target = fn.func if isinstance(fn, functools.partial) else fn
     module = getattr(target, "__module__", None) or ""
     name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None)  # noqa: B004 - async callable objects
-    )
-    return (f"{module}:{name}" if module else name), is_async
+    return (f"{module}:{name}" if module else name), is_async_callable(fn)
 
 
 DESCRIPTIONS: dict[Any, tuple[str, bool]] = {}
