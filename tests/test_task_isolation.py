@@ -286,7 +286,8 @@ async def test_timed_out_queued_threads_keep_their_worker_slot(queue_url: str  #
             await anyio.sleep(0.01)
 
 
-def raise_when_released(gate: threading.Event) -> None:
+def raise_when_released(started: threading.Event, gate: threading.Event) -> None:
+    started.set()
     gate.wait(30)
     raise ValueError("raised late, in an abandoned thread")
 
@@ -295,12 +296,15 @@ async def test_an_error_of_an_abandoned_thread_is_logged(caplog: pytest.LogCaptu
                                                          ) -> None:
     BackgroundTaskManager.reset()
     manager = BackgroundTaskManager()
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
     try:
         async with manager.lifespan(grace=1.0):
-            task_id = await manager.add_task(raise_when_released, gate, timeout=0.05)
+            # The deadline must pass while the function runs: a thread that had not started
+            # by then never runs it (nothing to log), which a loaded machine can cause.
+            task_id = await manager.add_task(raise_when_released, started, gate, timeout=1.0)
             record = await manager.wait(task_id, 10)
             assert record.error is not None and record.error.timed_out
+            assert started.is_set(), "the thread did not start within the 1 s deadline"
             gate.set()
             with anyio.fail_after(10):
                 while "raised late, in an abandoned thread" not in caplog.text:
