@@ -1,4 +1,5 @@
-"""Loading an app from a ``module:attribute`` string, for the CLI."""
+"""Importing on demand: an app from a ``module:attribute`` string (for the CLI), and an
+optional driver only when a URL chooses it, with the extra that installs it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import os
 import sys
 from typing import Any
 
-from .exceptions import QakeAPIError
+from .exceptions import ConfigurationError, QakeAPIError
 
-__all__ = ["AppImportError", "load_app"]
+__all__ = ["AppImportError", "load_app", "require_extra"]
 
 
 class AppImportError(QakeAPIError, ImportError):
@@ -35,3 +36,13 @@ def load_app(import_string: str) -> Any:
     except AttributeError:
         raise AppImportError(f"module {module_name!r} has no attribute {attr!r}") from None
     return app
+
+
+def require_extra(module: str, extra: str, needed_by: str) -> None:
+    """Import ``module`` (a driver) or raise ``ConfigurationError``: ``needed_by`` (what
+    chose it, e.g. a URL), then the ``pip install`` of the ``extra`` that brings it."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f'{needed_by}: pip install "qakeapi[{extra}]"') from exc

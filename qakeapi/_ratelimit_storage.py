@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import anyio
 from anyio.lowlevel import RunVar
 
+from ._importing import require_extra
 from .constants import RATELIMIT_SWEEP_EVERY
 from .exceptions import ConfigurationError
 
@@ -119,12 +120,7 @@ def open_counters(url: str) -> Counters:
 
         return SQLiteCounters(url)
     if scheme in ("redis", "rediss"):
-        try:
-            import redis.asyncio  # noqa: F401
-        except ImportError as exc:
-            raise ConfigurationError(
-                f"rate limits in {url!r} need the Redis driver: pip install \"qakeapi[redis]\""
-            ) from exc
+        require_extra("redis.asyncio", "redis", f"rate limits in {url!r} need the Redis driver")
         from ._ratelimit_redis import RedisCounters
 
         return RedisCounters(url)

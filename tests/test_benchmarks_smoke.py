@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
     ("dashboard.py", ["sqlite: 5,000 tasks", "redis: 5,000 tasks", "task list, page 50 (cursor)",
                       "rare name, first page", "metrics scrape", "empty queue"]),
     ("dashboard_live_cpu.py", ["sqlite: worker CPU draining 1,000", "redis: worker CPU",
-                               "ratio live/none"]),
+                               "ratio page/none", "the amplified pages read storage",
+                               "from the amplified pages' runs: one page adds at most"]),
     ("tracing.py", ["opentelemetry not imported", "inside a request span"]),
 ])
 def test_benchmark_quick_run(script: str, expected: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from ..._importing import require_extra
 from ...exceptions import ConfigurationError
 from ._base import QueueStorage, RenewResult
 
@@ -25,12 +26,7 @@ def open_storage(url: str) -> QueueStorage:
 
         return SQLiteStorage(url)
     if scheme in ("redis", "rediss"):
-        try:
-            import redis.asyncio  # noqa: F401
-        except ImportError as exc:
-            raise ConfigurationError(
-                f"QUEUE_URL {url!r} needs the Redis driver: pip install \"qakeapi[redis]\""
-            ) from exc
+        require_extra("redis.asyncio", "redis", f"QUEUE_URL {url!r} needs the Redis driver")
         from ._redis import RedisStorage
 
         return RedisStorage(url)
