@@ -62,6 +62,7 @@ from redis.exceptions import RedisError
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._paired import block_orders, difference
+from benchmarks._process_counters import VALGRIND, Sample, cpu_seconds, instructions, sample
 from qakeapi.constants import DASHBOARD_POLL_SECONDS
 from qakeapi.exceptions import QueueError
 from qakeapi.queued_tasks import QueuedTasks
@@ -76,7 +77,6 @@ AMPLIFIED = 100  # the amplified pages' dashboards are asked to poll this many t
 AMPLIFIED_FEEDS = 3  # ... and there are this many of them, each with its own poll
 ATTEMPTS = 3
 SLOW = 600  # seconds a worker under valgrind may take to start or to stop
-VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
 NONE, NONE_AGAIN, PAGE, AMPLIFIED_PAGE = ("no page", "no page again", "page",
                                           f"{AMPLIFIED_FEEDS} pages polling {AMPLIFIED}x")
 APP = '''
@@ -122,13 +122,6 @@ app = Starlette(lifespan=lifespan,
                 routes=[Mount(f"/{i}", d) for i, d in enumerate(dashboards)])
 uvicorn.run(app, host="127.0.0.1", port=int(os.environ["BENCH_PORT"]), log_level="warning")
 '''
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (fields 14 and 15 of /proc/<pid>/stat)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -222,22 +215,6 @@ def wait_for_server(base: str) -> None:
         time.sleep(0.1)
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """What the worker spent on one drain."""
-
-    cpu: float
-    syscalls: int
-    io_bytes: int
-    switches: int
-    instructions: int = 0
-
-    def __sub__(self, other: Sample) -> Sample:
-        return Sample(self.cpu - other.cpu, self.syscalls - other.syscalls,
-                      self.io_bytes - other.io_bytes, self.switches - other.switches,
-                      self.instructions - other.instructions)
-
-
 MEASURES: list[tuple[str, Callable[[Sample], float]]] = [
     ("worker CPU s (/proc stat: THE FIGURE)", lambda s: s.cpu),
     ("worker read+write syscalls", lambda s: s.syscalls),
@@ -248,14 +225,6 @@ INSTRUCTIONS: list[tuple[str, Callable[[Sample], float]]] = [
     ("worker instructions (valgrind, whole life)", lambda s: s.instructions),
     ("worker CPU s under valgrind", lambda s: s.cpu),
 ]
-
-
-def sample(pid: int) -> Sample:
-    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
-    status = dict(line.split(":\t") for line in
-                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
-    return Sample(cpu_seconds(pid), int(io["syscr"]) + int(io["syscw"]),
-                  int(io["rchar"]) + int(io["wchar"]), int(status["voluntary_ctxt_switches"]))
 
 
 def stop_outside_transactions(pid: int, url: str) -> None:
@@ -277,14 +246,6 @@ def stop_outside_transactions(pid: int, url: str) -> None:
             time.sleep(0.05)
         finally:
             probe.close()
-
-
-def instructions(log: Path) -> int:
-    """The instructions cachegrind counted (its "I refs" summary line)."""
-    for line in log.read_text().splitlines():
-        if "I   refs:" in line:
-            return int(line.split(":")[1].replace(",", ""))
-    raise RuntimeError(f"no instruction count in {log}")
 
 
 async def drain_once(url: str, directory: Path, n: int, counted: bool = False,

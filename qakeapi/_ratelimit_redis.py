@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ._ratelimit_storage import Counters, Window
+from ._ratelimit_counters import Counters, Window
 from ._redis_errors import UNREACHABLE, unavailable_as_backend_error
 from .exceptions import BackendUnavailable
 from .queued_tasks.backends._redis import parse_redis_url

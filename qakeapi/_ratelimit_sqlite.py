@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from ._ratelimit_storage import Counters, Window
+from ._ratelimit_counters import Counters, Window
 from .constants import RATELIMIT_SWEEP_EVERY
 from .exceptions import BackendUnavailable
 from .queued_tasks.backends._sqlite_connect import connect_file, path_from_url, transaction
@@ -29,7 +29,7 @@ T = TypeVar("T")
 TABLE = "qakeapi_ratelimit"
 _SCHEMA = (f"CREATE TABLE IF NOT EXISTS {TABLE} (key TEXT PRIMARY KEY, count INTEGER NOT NULL, "
            f"reset_at REAL NOT NULL) WITHOUT ROWID")
-# A stored window is used only when it is sane (see _ratelimit_storage.fresh_window); a
+# A stored window is used only when it is sane (see _ratelimit_counters.fresh_window); a
 # text count, a negative or overflowing one, or an end out of (now, now + period] opens a
 # new window instead. In an UPDATE every right-hand side reads the row as it was.
 _SANE = (f"(typeof({TABLE}.count) = 'integer' AND {TABLE}.count BETWEEN 0 AND 4611686018427387903 "

@@ -9,61 +9,28 @@ A stored window that makes no sense (a count that is not a non-negative integer,
 is not a finite time within ``period`` from now) is replaced by a new one: a damaged or
 hostile row can neither lock a client out for ever nor crash the request.
 
-SQLite and Redis connections are bound to the event loop that opened them, so
+The interface each storage implements is in ``_ratelimit_counters``. SQLite and Redis
+connections are bound to the event loop that opened them, so
 :func:`shared_counters` keeps one per URL for each run of an event loop (an anyio
 ``RunVar``); :func:`close_shared` closes them (at the app's shutdown).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import anyio
 from anyio.lowlevel import RunVar
 
 from ._importing import require_extra
+from ._ratelimit_counters import Counters, Window, fresh_window
 from .constants import RATELIMIT_SWEEP_EVERY
 from .exceptions import ConfigurationError
 
 __all__ = ["Counters", "MemoryCounters", "Window", "close_shared", "open_counters",
            "scheme_of", "shared_counters"]
-
-
-class Window(NamedTuple):
-    hits: int
-    """Hits in the current window, this one included."""
-    reset_in: float
-    """Seconds until the window ends."""
-
-
-class Counters(ABC):
-    """Fixed-window counters in one storage."""
-
-    @abstractmethod
-    async def connect(self) -> None:
-        """Open the connection."""
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Close the connection."""
-
-    @abstractmethod
-    async def hit(self, key: str, period: float) -> Window:
-        """Count one hit on ``key``; opens a ``period``-second window when none is open."""
-
-
-def fresh_window(count: object, reset_at: object, now: float, period: float) -> bool:
-    """True when a stored ``(count, reset_at)`` is not a usable open window."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        return True
-    if isinstance(reset_at, bool) or not isinstance(reset_at, (int, float)):
-        return True
-    return not (math.isfinite(reset_at) and now < reset_at <= now + period)
 
 
 class MemoryCounters(Counters):
