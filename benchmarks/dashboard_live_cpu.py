@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -63,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._paired import block_orders, difference
 from benchmarks._process_counters import VALGRIND, Sample, cpu_seconds, instructions, sample
+from benchmarks._servers import env, free_port
 from qakeapi.constants import DASHBOARD_POLL_SECONDS
 from qakeapi.exceptions import QueueError
 from qakeapi.queued_tasks import QueuedTasks
@@ -122,18 +122,6 @@ app = Starlette(lifespan=lifespan,
                 routes=[Mount(f"/{i}", d) for i, d in enumerate(dashboards)])
 uvicorn.run(app, host="127.0.0.1", port=int(os.environ["BENCH_PORT"]), log_level="warning")
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def env(directory: Path, **extra: str) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(directory),
-                                                        os.environ.get("PYTHONPATH", "")]),
-                **extra)
 
 
 @contextmanager

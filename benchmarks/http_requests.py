@@ -21,7 +21,6 @@ sys.path.insert(0, APPS)
 import argparse
 import asyncio
 import contextlib
-import socket
 import statistics
 import subprocess
 import time
@@ -31,6 +30,7 @@ from typing import Any
 import http_apps
 import httpx
 import json_apps
+from _servers import free_port
 
 CONCURRENCY = 64
 SCOPE: dict[str, Any] = {
@@ -86,12 +86,6 @@ async def in_process(app: Any, n: int, scope: dict[str, Any] = SCOPE,
     async with lifespan:
         await drive_in_process(app, n // 10, scope, body)
         return await drive_in_process(app, n, scope, body)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 REQUEST = b"POST /order HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\n\r\n"

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from _servers import free_port
 
 VENVS = Path(__file__).resolve().parent / ".venvs"
 
@@ -356,12 +357,6 @@ PEERS = {
     "taskiq": (["taskiq", "taskiq-redis", "redis>=5"], TASKIQ),
     "arq": (["arq", "redis<6"], ARQ),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def peer_python(name: str, packages: list[str]) -> str:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import anyio
+from _servers import env
 
 APP = '''
 from qakeapi import QakeAPI
@@ -45,11 +46,6 @@ huey = SqliteHuey(filename={path!r})
 def noop(i):
     return None
 '''
-
-
-def env(directory: Path) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(directory),
-                                                        os.environ.get("PYTHONPATH", "")]))
 
 
 def enqueue_qakeapi(directory: Path, url: str, n: int) -> float:
