@@ -85,4 +85,3 @@ async def test_thread_tasks_start_side_by_side() -> None:
         assert [job.status for job in jobs] == [TaskStatus.SUCCEEDED] * 2
         assert [job.result for job in jobs] == [0, 1]
         await pool.drain(1.0)
-
