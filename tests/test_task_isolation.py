@@ -263,8 +263,12 @@ async def test_timed_out_queued_threads_keep_their_worker_slot(queue_url: str  #
                     assert record.status is TaskStatus.FAILED
                     assert record.error is not None and record.error.timed_out
                 assert 1 <= gauge.peak <= 3
-                # The queue's own storage thread (SQLite) may come on top of the task threads.
-                assert threads.peak <= threads.baseline + 3 + 1
+                # Task code ran on at most 3 threads (the gauge). The process may hold more
+                # for a moment: a slot is free as soon as its thread's call returns, and a
+                # call taking it then starts a new thread when that one has not yet gone back
+                # to anyio's pool (at most one such thread per slot), and the queue's own
+                # storage thread (SQLite) may come on top. Never one thread per task (9).
+                assert threads.peak <= threads.baseline + 2 * 3 + 1
                 while gauge.now:
                     await anyio.sleep(0.01)
                 t.thread_gates["queued-stuck"] = threading.Event()
